@@ -1,0 +1,378 @@
+//! btrfs backend: a tree is a subvolume, a snapshot a read-only subvolume, and its
+//! metadata a small JSON sidecar beside it.
+//!
+//! Layout under the store root:
+//! ```text
+//! trees/<tree>                 working subvolume
+//! snapshots/<tree>/<id>        read-only snapshot subvolume
+//! snapshots/<tree>/<id>.json   its metadata
+//! snapshots/<tree>/tree.json   the tree's origin, when it is a clone
+//! .sidus/                      state kept by the sidus crate (journal, locks)
+//! ```
+
+use crate::fsutil::{read_json, write_json_atomic};
+use crate::runner::Runner;
+use crate::{
+    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId, TreeName,
+    TreeRecord,
+};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
+
+/// A btrfs store rooted at a directory on a btrfs file system, optionally backed
+/// by a loop file that sidus mounts itself.
+#[derive(Debug, Clone)]
+pub struct Btrfs {
+    root: PathBuf,
+    loop_file: Option<PathBuf>,
+    runner: Runner,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TreeFile {
+    origin: Option<Origin>,
+}
+
+impl Btrfs {
+    /// A store at `root`; with `loop_file`, sidus mounts that image at `root`
+    /// whenever it is not mounted (after a reboot, say).
+    pub fn new(root: PathBuf, loop_file: Option<PathBuf>, runner: Runner) -> Btrfs {
+        Btrfs { root, loop_file, runner }
+    }
+
+    /// Creates a sparse loop image of `size` (as `truncate -s` takes it) with a
+    /// fresh btrfs in it. Refuses to overwrite an existing file.
+    pub fn make_loop_image(&self, size: &str) -> Result<()> {
+        let file = self
+            .loop_file
+            .as_ref()
+            .ok_or_else(|| BackendError::StoreUnavailable("no loop file configured".into()))?;
+        if file.exists() {
+            return Err(BackendError::StoreUnavailable(format!(
+                "{} already exists; remove it or choose another --loop file",
+                file.display()
+            )));
+        }
+        if let Some(dir) = file.parent() {
+            fs::create_dir_all(dir).map_err(|e| BackendError::io("create directory", dir, e))?;
+        }
+        let result = self
+            .runner
+            .run(&argv!["truncate", "-s", size, file])
+            .and_then(|_| self.runner.run(&argv!["mkfs.btrfs", "-q", file]));
+        if let Err(e) = result {
+            let _ = fs::remove_file(file);
+            return Err(BackendError::command(format!("create loop image {}", file.display()), e));
+        }
+        Ok(())
+    }
+
+    fn trees_dir(&self) -> PathBuf {
+        self.root.join("trees")
+    }
+
+    fn snaps_dir(&self, tree: &TreeName) -> PathBuf {
+        self.root.join("snapshots").join(tree.as_str())
+    }
+
+    fn snap_dir(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
+        self.snaps_dir(tree).join(id.as_str())
+    }
+
+    fn meta_file(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
+        self.snaps_dir(tree).join(format!("{id}.json"))
+    }
+
+    fn working(&self, tree: &TreeName) -> PathBuf {
+        self.trees_dir().join(tree.as_str())
+    }
+
+    /// Where a half-finished swap leaves the old or new working tree: hidden,
+    /// because tree names never start with a dot.
+    fn scratch(&self, tree: &TreeName) -> PathBuf {
+        self.trees_dir().join(format!(".{tree}.swap"))
+    }
+
+    fn is_btrfs(path: &Path) -> bool {
+        nix::sys::statfs::statfs(path)
+            .map(|s| s.filesystem_type().0 as i64 == BTRFS_SUPER_MAGIC)
+            .unwrap_or(false)
+    }
+
+    fn require_tree(&self, tree: &TreeName) -> Result<PathBuf> {
+        let path = self.working(tree);
+        if path.is_dir() {
+            Ok(path)
+        } else {
+            Err(BackendError::TreeNotFound(tree.clone()))
+        }
+    }
+
+    fn require_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
+        self.require_tree(tree)?;
+        let path = self.snap_dir(tree, id);
+        if path.is_dir() {
+            Ok(path)
+        } else {
+            Err(BackendError::SnapshotNotFound(tree.clone(), id.clone()))
+        }
+    }
+
+    fn btrfs(&self, action: impl Into<String>, args: Vec<std::ffi::OsString>) -> Result<()> {
+        let mut full = argv!["btrfs"];
+        full.extend(args);
+        self.runner.run(&full).map(drop).map_err(|e| {
+            let action = action.into();
+            if e.stderr.contains("No space left") {
+                BackendError::PoolFull { action, detail: e.reason().to_string() }
+            } else {
+                BackendError::command(action, e)
+            }
+        })
+    }
+
+    fn delete_subvolumes(&self, action: &str, paths: &[PathBuf]) -> Result<()> {
+        // One command for many subvolumes: destroying a tree with thousands of
+        // snapshots must not fork thousands of times.
+        for chunk in paths.chunks(512) {
+            let mut args = argv!["subvolume", "delete"];
+            args.extend(chunk.iter().map(|p| p.into()));
+            self.btrfs(action, args)?;
+        }
+        Ok(())
+    }
+
+    fn read_snapshots(&self, tree: &TreeName, out: &mut Vec<Snapshot>) -> Result<()> {
+        let dir = self.snaps_dir(tree);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(BackendError::io("read", dir, e)),
+        };
+        let start = out.len();
+        for entry in entries {
+            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.parse::<SnapshotId>().ok()) else {
+                continue;
+            };
+            let meta = self.meta_file(tree, &id);
+            let snap = match read_json::<Snapshot>(&meta)? {
+                Some(s) if s.id == id && &s.tree == tree => s,
+                // A snapshot whose sidecar is missing still lists, dated by its ID.
+                _ => Snapshot::from_properties(tree.clone(), id, |_| None)
+                    .map_err(|detail| BackendError::UnexpectedOutput { tool: "btrfs".into(), detail })?,
+            };
+            out.push(snap);
+        }
+        out[start..].sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(())
+    }
+
+    /// Finishes a swap interrupted by a crash: the scratch subvolume is either the
+    /// new copy (not yet swapped in) or the old working tree (already swapped out);
+    /// in both cases the working tree is the one to keep.
+    fn clear_scratch(&self, tree: &TreeName) -> Result<()> {
+        let scratch = self.scratch(tree);
+        if scratch.exists() && self.working(tree).exists() {
+            self.delete_subvolumes(&format!("clean up interrupted rollback of '{tree}'"), &[scratch])?;
+        }
+        Ok(())
+    }
+}
+
+impl Backend for Btrfs {
+    fn kind(&self) -> &'static str {
+        "btrfs"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+
+    fn init_store(&self) -> Result<()> {
+        if !self.root.exists() {
+            fs::create_dir_all(&self.root).map_err(|e| BackendError::io("create", &self.root, e))?;
+        }
+        self.open()?;
+        for dir in [self.trees_dir(), self.root.join("snapshots"), self.state_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    fn open(&self) -> Result<()> {
+        if Self::is_btrfs(&self.root) {
+            return Ok(());
+        }
+        let Some(file) = &self.loop_file else {
+            return Err(BackendError::StoreUnavailable(format!(
+                "{} is not on a btrfs file system (is it mounted?)",
+                self.root.display()
+            )));
+        };
+        if !file.exists() {
+            return Err(BackendError::StoreUnavailable(format!(
+                "loop image {} is missing (run `sidus init`)",
+                file.display()
+            )));
+        }
+        fs::create_dir_all(&self.root).map_err(|e| BackendError::io("create", &self.root, e))?;
+        self.runner
+            .run(&argv!["mount", "-o", "loop", file, &self.root])
+            .map_err(|e| BackendError::command(format!("mount store image {}", file.display()), e))?;
+        if Self::is_btrfs(&self.root) {
+            Ok(())
+        } else {
+            Err(BackendError::StoreUnavailable(format!("{} does not hold a btrfs file system", file.display())))
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.root.join(".sidus")
+    }
+
+    fn list_trees(&self) -> Result<Vec<TreeRecord>> {
+        let dir = self.trees_dir();
+        let entries = fs::read_dir(&dir).map_err(|e| BackendError::io("read", &dir, e))?;
+        let mut trees = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
+            let Some(name) = entry.file_name().to_str().and_then(|n| n.parse::<TreeName>().ok()) else {
+                continue;
+            };
+            let tree_file = self.snaps_dir(&name).join("tree.json");
+            let origin = read_json::<TreeFile>(&tree_file)?.and_then(|t| t.origin);
+            trees.push(TreeRecord { path: entry.path(), name, origin });
+        }
+        trees.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(trees)
+    }
+
+    fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>> {
+        let mut out = Vec::new();
+        match tree {
+            Some(t) => {
+                self.require_tree(t)?;
+                self.read_snapshots(t, &mut out)?;
+            }
+            None => {
+                for t in self.list_trees()? {
+                    self.read_snapshots(&t.name, &mut out)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
+        let path = self.working(tree);
+        if path.exists() {
+            return Err(BackendError::TreeExists(tree.clone()));
+        }
+        let snaps = self.snaps_dir(tree);
+        fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
+        self.btrfs(format!("create tree '{tree}'"), argv!["subvolume", "create", &path])?;
+        Ok(path)
+    }
+
+    fn destroy_tree(&self, tree: &TreeName) -> Result<()> {
+        let working = self.require_tree(tree)?;
+        self.clear_scratch(tree)?;
+        let mut subvols: Vec<PathBuf> = Vec::new();
+        let dir = self.snaps_dir(tree);
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    subvols.push(entry.path());
+                }
+            }
+        }
+        subvols.push(working);
+        self.delete_subvolumes(&format!("destroy tree '{tree}'"), &subvols)?;
+        fs::remove_dir_all(&dir).map_err(|e| BackendError::io("remove", &dir, e))
+    }
+
+    fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
+        self.clear_scratch(tree)?;
+        self.require_tree(tree)
+    }
+
+    fn snapshot(&self, snap: &Snapshot) -> Result<()> {
+        let working = self.require_tree(&snap.tree)?;
+        let target = self.snap_dir(&snap.tree, &snap.id);
+        if target.exists() {
+            return Err(BackendError::InUse {
+                what: format!("snapshot ID {}", snap.id),
+                by: format!("an existing snapshot of '{}'", snap.tree),
+            });
+        }
+        // Metadata first: a crash in between leaves an orphan sidecar (ignored),
+        // never a snapshot without its record.
+        write_json_atomic(&self.meta_file(&snap.tree, &snap.id), snap)?;
+        let made = self.btrfs(
+            format!("snapshot tree '{}'", snap.tree),
+            argv!["subvolume", "snapshot", "-r", &working, &target],
+        );
+        if made.is_err() {
+            let _ = fs::remove_file(self.meta_file(&snap.tree, &snap.id));
+        }
+        made
+    }
+
+    fn delete_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
+        let path = self.require_snapshot(tree, id)?;
+        self.delete_subvolumes(&format!("delete snapshot {tree}@{id}"), &[path])?;
+        let meta = self.meta_file(tree, id);
+        match fs::remove_file(&meta) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(BackendError::io("remove", meta, e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
+        self.require_snapshot(tree, id)
+    }
+
+    fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf> {
+        let source = self.require_snapshot(tree, id)?;
+        let target = self.working(new);
+        if target.exists() {
+            return Err(BackendError::TreeExists(new.clone()));
+        }
+        let snaps = self.snaps_dir(new);
+        fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
+        let origin = Origin { tree: tree.clone(), id: id.clone() };
+        write_json_atomic(&snaps.join("tree.json"), &TreeFile { origin: Some(origin) })?;
+        let made = self.btrfs(
+            format!("clone {tree}@{id} to '{new}'"),
+            argv!["subvolume", "snapshot", &source, &target],
+        );
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&snaps);
+        }
+        made.map(|_| target)
+    }
+
+    fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
+        let source = self.require_snapshot(tree, id)?;
+        self.clear_scratch(tree)?;
+        let working = self.working(tree);
+        let scratch = self.scratch(tree);
+        self.btrfs(
+            format!("copy {tree}@{id} for rollback"),
+            argv!["subvolume", "snapshot", &source, &scratch],
+        )?;
+        // One atomic exchange: at no instant is there no working tree.
+        nix::fcntl::renameat2(None, &scratch, None, &working, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
+            .map_err(|e| BackendError::io("swap in rollback copy at", &working, e.into()))?;
+        self.delete_subvolumes(&format!("remove replaced working tree of '{tree}'"), &[scratch])
+    }
+
+    fn pool_usage(&self) -> Result<Option<PoolUsage>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,1 @@
+//! fake backend (in progress).

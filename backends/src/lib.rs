@@ -1,0 +1,168 @@
+//! Storage backends of sidus: one small [`Backend`] trait with btrfs, ZFS and LVM-thin
+//! implementations, plus an in-memory fake for orchestration tests.
+//!
+//! Backends are mechanism: they know how to create, snapshot, clone and swap a tree
+//! on their storage. When to do it, and what is protected, is decided in the `sidus`
+//! crate. Nothing here knows the CLI, the journal or publishing.
+
+pub mod btrfs;
+mod fsutil;
+pub mod fake;
+pub mod lvm;
+mod names;
+pub mod runner;
+mod snapshot;
+pub mod zfs;
+
+pub use names::{Label, NameError, SnapshotId, TreeName};
+pub use runner::{CommandError, Runner};
+pub use snapshot::{Origin, Snapshot, SnapshotKind, TreeRecord};
+
+use std::path::PathBuf;
+
+/// What went wrong in a backend, naming the object and the action.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The store itself is missing, not mounted, or of another kind.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+    /// The named tree does not exist.
+    #[error("no tree named '{0}'")]
+    TreeNotFound(TreeName),
+    /// A tree of that name already exists.
+    #[error("tree '{0}' already exists")]
+    TreeExists(TreeName),
+    /// The named snapshot does not exist in the tree.
+    #[error("no snapshot {1} in tree '{0}'")]
+    SnapshotNotFound(TreeName, SnapshotId),
+    /// Something else depends on the object (a clone, a hold, a mount).
+    #[error("{what} is in use: {by}")]
+    InUse {
+        /// The object that cannot be removed.
+        what: String,
+        /// Who holds it.
+        by: String,
+    },
+    /// The pool or filesystem has no room left for the operation.
+    #[error("{action}: the pool is full: {detail}")]
+    PoolFull {
+        /// What was being done.
+        action: String,
+        /// The storage tool's own words.
+        detail: String,
+    },
+    /// An external command failed.
+    #[error("{action}: {source}")]
+    Command {
+        /// What was being done, e.g. "snapshot tree 'lab'".
+        action: String,
+        /// The failed command with its stderr.
+        source: CommandError,
+    },
+    /// A file-system call failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A storage tool printed something we cannot parse.
+    #[error("unexpected output from {tool}: {detail}")]
+    UnexpectedOutput {
+        /// The tool (zfs, lvs, ...).
+        tool: String,
+        /// What did not fit.
+        detail: String,
+    },
+}
+
+/// Result type of every backend operation.
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+impl BackendError {
+    /// Wraps an I/O error with the action and path.
+    pub fn io(action: &str, path: impl Into<PathBuf>, source: std::io::Error) -> BackendError {
+        BackendError::Io {
+            action: action.to_string(),
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps a command failure with the action it was part of.
+    pub fn command(action: impl Into<String>, source: CommandError) -> BackendError {
+        BackendError::Command {
+            action: action.into(),
+            source,
+        }
+    }
+}
+
+/// What a backend can do beyond the common operations; callers branch on these,
+/// never on the backend's name.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Capabilities {
+    /// It reports the space each snapshot holds exclusively.
+    pub snapshot_space: bool,
+    /// It can put a hold on a snapshot that storage itself enforces (zfs hold).
+    pub holds: bool,
+    /// It can list changed files between two snapshots natively (zfs diff).
+    pub native_diff: bool,
+    /// It has a shared pool that can overfill (LVM thin): callers check its use.
+    pub pool_usage: bool,
+}
+
+/// How full a shared pool is, in percent.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PoolUsage {
+    /// The pool's name as the storage tool knows it.
+    pub name: String,
+    /// Data use, 0-100.
+    pub data_percent: f64,
+    /// Metadata use, 0-100, where there is such a thing.
+    pub metadata_percent: Option<f64>,
+}
+
+/// The operations every storage backend has. Paths returned are mounted and
+/// usable when the call returns.
+pub trait Backend {
+    /// The backend's name as written in the config: `btrfs`, `zfs` or `lvm`.
+    fn kind(&self) -> &'static str;
+    /// What this backend can do beyond the common operations.
+    fn capabilities(&self) -> Capabilities;
+    /// Creates the store's structure; succeeds if it is already there.
+    fn init_store(&self) -> Result<()>;
+    /// Checks the store is present, mounted and of the right kind, mounting what
+    /// the backend owns (a loop file, thin LVs) when it is not.
+    fn open(&self) -> Result<()>;
+    /// A directory the `sidus` crate may keep its journal and locks in.
+    fn state_dir(&self) -> PathBuf;
+    /// Every tree in the store.
+    fn list_trees(&self) -> Result<Vec<TreeRecord>>;
+    /// Snapshots of one tree, or of every tree when `tree` is `None`, in one
+    /// storage query, oldest first per tree.
+    fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>>;
+    /// Creates an empty, mounted working tree.
+    fn create_tree(&self, tree: &TreeName) -> Result<PathBuf>;
+    /// Removes a working tree and all of its snapshots.
+    fn destroy_tree(&self, tree: &TreeName) -> Result<()>;
+    /// The mounted working tree.
+    fn tree_path(&self, tree: &TreeName) -> Result<PathBuf>;
+    /// Takes a read-only snapshot of the working tree with this metadata.
+    fn snapshot(&self, snap: &Snapshot) -> Result<()>;
+    /// Deletes one snapshot.
+    fn delete_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<()>;
+    /// A read-only view of a snapshot's content, mounted if needed.
+    fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf>;
+    /// Creates `new` as a writable copy of `tree@id`, in time independent of size,
+    /// and records `tree@id` as its origin.
+    fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf>;
+    /// Replaces the working tree with a writable copy of `tree@id`. Snapshots are
+    /// untouched: the caller has already saved the current state as a snapshot.
+    fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()>;
+    /// The shared pool's use, for backends with [`Capabilities::pool_usage`].
+    fn pool_usage(&self) -> Result<Option<PoolUsage>>;
+}

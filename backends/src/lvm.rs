@@ -1,0 +1,1 @@
+//! lvm backend (in progress).

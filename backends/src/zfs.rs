@@ -1,0 +1,1 @@
+//! zfs backend (in progress).
