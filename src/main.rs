@@ -1,1 +1,5 @@
-fn main() {}
+//! The `sidus` binary: everything happens in [`sidus::run`].
+
+fn main() -> std::process::ExitCode {
+    sidus::run()
+}

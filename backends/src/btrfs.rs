@@ -13,8 +13,8 @@
 use crate::fsutil::{read_json, write_json_atomic};
 use crate::runner::Runner;
 use crate::{
-    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId, TreeName,
-    TreeRecord,
+    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
+    TreeName, TreeRecord,
 };
 use std::fs;
 use std::io::ErrorKind;
@@ -40,7 +40,11 @@ impl Btrfs {
     /// A store at `root`; with `loop_file`, sidus mounts that image at `root`
     /// whenever it is not mounted (after a reboot, say).
     pub fn new(root: PathBuf, loop_file: Option<PathBuf>, runner: Runner) -> Btrfs {
-        Btrfs { root, loop_file, runner }
+        Btrfs {
+            root,
+            loop_file,
+            runner,
+        }
     }
 
     /// Creates a sparse loop image of `size` (as `truncate -s` takes it) with a
@@ -65,7 +69,10 @@ impl Btrfs {
             .and_then(|_| self.runner.run(&argv!["mkfs.btrfs", "-q", file]));
         if let Err(e) = result {
             let _ = fs::remove_file(file);
-            return Err(BackendError::command(format!("create loop image {}", file.display()), e));
+            return Err(BackendError::command(
+                format!("create loop image {}", file.display()),
+                e,
+            ));
         }
         Ok(())
     }
@@ -96,6 +103,8 @@ impl Btrfs {
         self.trees_dir().join(format!(".{tree}.swap"))
     }
 
+    // f_type is i64 on x86_64 glibc but narrower elsewhere.
+    #[allow(clippy::unnecessary_cast)]
     fn is_btrfs(path: &Path) -> bool {
         nix::sys::statfs::statfs(path)
             .map(|s| s.filesystem_type().0 as i64 == BTRFS_SUPER_MAGIC)
@@ -127,7 +136,10 @@ impl Btrfs {
         self.runner.run(&full).map(drop).map_err(|e| {
             let action = action.into();
             if e.stderr.contains("No space left") {
-                BackendError::PoolFull { action, detail: e.reason().to_string() }
+                BackendError::PoolFull {
+                    action,
+                    detail: e.reason().to_string(),
+                }
             } else {
                 BackendError::command(action, e)
             }
@@ -163,8 +175,12 @@ impl Btrfs {
             let snap = match read_json::<Snapshot>(&meta)? {
                 Some(s) if s.id == id && &s.tree == tree => s,
                 // A snapshot whose sidecar is missing still lists, dated by its ID.
-                _ => Snapshot::from_properties(tree.clone(), id, |_| None)
-                    .map_err(|detail| BackendError::UnexpectedOutput { tool: "btrfs".into(), detail })?,
+                _ => Snapshot::from_properties(tree.clone(), id, |_| None).map_err(|detail| {
+                    BackendError::UnexpectedOutput {
+                        tool: "btrfs".into(),
+                        detail,
+                    }
+                })?,
             };
             out.push(snap);
         }
@@ -178,7 +194,10 @@ impl Btrfs {
     fn clear_scratch(&self, tree: &TreeName) -> Result<()> {
         let scratch = self.scratch(tree);
         if scratch.exists() && self.working(tree).exists() {
-            self.delete_subvolumes(&format!("clean up interrupted rollback of '{tree}'"), &[scratch])?;
+            self.delete_subvolumes(
+                &format!("clean up interrupted rollback of '{tree}'"),
+                &[scratch],
+            )?;
         }
         Ok(())
     }
@@ -195,10 +214,15 @@ impl Backend for Btrfs {
 
     fn init_store(&self) -> Result<()> {
         if !self.root.exists() {
-            fs::create_dir_all(&self.root).map_err(|e| BackendError::io("create", &self.root, e))?;
+            fs::create_dir_all(&self.root)
+                .map_err(|e| BackendError::io("create", &self.root, e))?;
         }
         self.open()?;
-        for dir in [self.trees_dir(), self.root.join("snapshots"), self.state_dir()] {
+        for dir in [
+            self.trees_dir(),
+            self.root.join("snapshots"),
+            self.state_dir(),
+        ] {
             fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
         }
         Ok(())
@@ -223,11 +247,16 @@ impl Backend for Btrfs {
         fs::create_dir_all(&self.root).map_err(|e| BackendError::io("create", &self.root, e))?;
         self.runner
             .run(&argv!["mount", "-o", "loop", file, &self.root])
-            .map_err(|e| BackendError::command(format!("mount store image {}", file.display()), e))?;
+            .map_err(|e| {
+                BackendError::command(format!("mount store image {}", file.display()), e)
+            })?;
         if Self::is_btrfs(&self.root) {
             Ok(())
         } else {
-            Err(BackendError::StoreUnavailable(format!("{} does not hold a btrfs file system", file.display())))
+            Err(BackendError::StoreUnavailable(format!(
+                "{} does not hold a btrfs file system",
+                file.display()
+            )))
         }
     }
 
@@ -241,12 +270,20 @@ impl Backend for Btrfs {
         let mut trees = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
-            let Some(name) = entry.file_name().to_str().and_then(|n| n.parse::<TreeName>().ok()) else {
+            let Some(name) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<TreeName>().ok())
+            else {
                 continue;
             };
             let tree_file = self.snaps_dir(&name).join("tree.json");
             let origin = read_json::<TreeFile>(&tree_file)?.and_then(|t| t.origin);
-            trees.push(TreeRecord { path: entry.path(), name, origin });
+            trees.push(TreeRecord {
+                path: entry.path(),
+                name,
+                origin,
+            });
         }
         trees.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(trees)
@@ -268,6 +305,24 @@ impl Backend for Btrfs {
         Ok(out)
     }
 
+    fn snapshot_ids(&self, tree: &TreeName) -> Result<Vec<SnapshotId>> {
+        self.require_tree(tree)?;
+        let dir = self.snaps_dir(tree);
+        let entries = fs::read_dir(&dir).map_err(|e| BackendError::io("read", &dir, e))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<SnapshotId>().ok())
+            {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
         let path = self.working(tree);
         if path.exists() {
@@ -275,7 +330,10 @@ impl Backend for Btrfs {
         }
         let snaps = self.snaps_dir(tree);
         fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
-        self.btrfs(format!("create tree '{tree}'"), argv!["subvolume", "create", &path])?;
+        self.btrfs(
+            format!("create tree '{tree}'"),
+            argv!["subvolume", "create", &path],
+        )?;
         Ok(path)
     }
 
@@ -345,8 +403,16 @@ impl Backend for Btrfs {
         }
         let snaps = self.snaps_dir(new);
         fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
-        let origin = Origin { tree: tree.clone(), id: id.clone() };
-        write_json_atomic(&snaps.join("tree.json"), &TreeFile { origin: Some(origin) })?;
+        let origin = Origin {
+            tree: tree.clone(),
+            id: id.clone(),
+        };
+        write_json_atomic(
+            &snaps.join("tree.json"),
+            &TreeFile {
+                origin: Some(origin),
+            },
+        )?;
         let made = self.btrfs(
             format!("clone {tree}@{id} to '{new}'"),
             argv!["subvolume", "snapshot", &source, &target],
@@ -367,9 +433,18 @@ impl Backend for Btrfs {
             argv!["subvolume", "snapshot", &source, &scratch],
         )?;
         // One atomic exchange: at no instant is there no working tree.
-        nix::fcntl::renameat2(None, &scratch, None, &working, nix::fcntl::RenameFlags::RENAME_EXCHANGE)
-            .map_err(|e| BackendError::io("swap in rollback copy at", &working, e.into()))?;
-        self.delete_subvolumes(&format!("remove replaced working tree of '{tree}'"), &[scratch])
+        nix::fcntl::renameat2(
+            None,
+            &scratch,
+            None,
+            &working,
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(|e| BackendError::io("swap in rollback copy at", &working, e.into()))?;
+        self.delete_subvolumes(
+            &format!("remove replaced working tree of '{tree}'"),
+            &[scratch],
+        )
     }
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {

@@ -8,10 +8,14 @@ use std::path::Path;
 /// Reads a JSON file; `None` when it does not exist.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| BackendError::UnexpectedOutput {
-            tool: path.display().to_string(),
-            detail: e.to_string(),
-        }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| BackendError::UnexpectedOutput {
+                    tool: path.display().to_string(),
+                    detail: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(BackendError::io("read", path, e)),
     }

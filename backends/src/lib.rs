@@ -6,8 +6,8 @@
 //! crate. Nothing here knows the CLI, the journal or publishing.
 
 pub mod btrfs;
-mod fsutil;
 pub mod fake;
+mod fsutil;
 pub mod lvm;
 mod names;
 pub mod runner;
@@ -145,6 +145,15 @@ pub trait Backend {
     /// Snapshots of one tree, or of every tree when `tree` is `None`, in one
     /// storage query, oldest first per tree.
     fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>>;
+    /// IDs of one tree's snapshots, without their metadata; backends override it
+    /// where that is cheaper than [`Backend::list_snapshots`].
+    fn snapshot_ids(&self, tree: &TreeName) -> Result<Vec<SnapshotId>> {
+        Ok(self
+            .list_snapshots(Some(tree))?
+            .into_iter()
+            .map(|s| s.id)
+            .collect())
+    }
     /// Creates an empty, mounted working tree.
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf>;
     /// Removes a working tree and all of its snapshots.

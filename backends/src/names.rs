@@ -34,7 +34,9 @@ fn check_name(s: &str) -> Result<(), NameError> {
 
 /// A tree name: `[a-z0-9][a-z0-9._-]{0,47}`. Never contains `@`, `/`, upper case or
 /// white space, so it is safe as a ZFS component, an LV name part and a file name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct TreeName(String);
 
@@ -92,7 +94,11 @@ impl SnapshotId {
     /// The ID for `time` with sequence `seq` (0 means no suffix).
     pub fn new(time: DateTime<Utc>, seq: u32) -> SnapshotId {
         let base = time.format(ID_FORMAT).to_string();
-        let text = if seq == 0 { base } else { format!("{base}.{seq}") };
+        let text = if seq == 0 {
+            base
+        } else {
+            format!("{base}.{seq}")
+        };
         SnapshotId { text, seq }
     }
 
@@ -105,16 +111,7 @@ impl SnapshotId {
     ) -> SnapshotId {
         let candidate = SnapshotId::new(time, 0);
         match existing.into_iter().max() {
-            Some(last) if *last >= candidate => {
-                let base = last.time();
-                if base.format(ID_FORMAT).to_string() == candidate.text {
-                    SnapshotId::new(base, last.seq + 1)
-                } else if base > time {
-                    SnapshotId::new(base, last.seq + 1)
-                } else {
-                    candidate
-                }
-            }
+            Some(last) if *last >= candidate => SnapshotId::new(last.time(), last.seq + 1),
             _ => candidate,
         }
     }
@@ -144,12 +141,19 @@ impl FromStr for SnapshotId {
         NaiveDateTime::parse_from_str(base, ID_FORMAT).map_err(|_| bad())?;
         let seq = match rest.strip_prefix('.') {
             None if rest.is_empty() => 0,
-            Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0') => {
+            Some(n)
+                if !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+                    && !n.starts_with('0') =>
+            {
                 n.parse().map_err(|_| bad())?
             }
             _ => return Err(bad()),
         };
-        Ok(SnapshotId { text: s.to_string(), seq })
+        Ok(SnapshotId {
+            text: s.to_string(),
+            seq,
+        })
     }
 }
 
@@ -200,8 +204,23 @@ mod tests {
         for ok in ["a", "0", "lab.v2", "x_y-z", &"a".repeat(48)] {
             assert!(ok.parse::<TreeName>().is_ok(), "{ok}");
         }
-        for bad in ["", "A", "-a", ".a", "a b", "a/b", "a@b", "é", &"a".repeat(49), "foo bar"] {
-            assert_eq!(bad.parse::<TreeName>(), Err(NameError::BadName(bad.into())), "{bad}");
+        for bad in [
+            "",
+            "A",
+            "-a",
+            ".a",
+            "a b",
+            "a/b",
+            "a@b",
+            "é",
+            &"a".repeat(49),
+            "foo bar",
+        ] {
+            assert_eq!(
+                bad.parse::<TreeName>(),
+                Err(NameError::BadName(bad.into())),
+                "{bad}"
+            );
         }
     }
 
@@ -213,7 +232,15 @@ mod tests {
         let d: SnapshotId = "20261125T101501Z".parse().unwrap();
         assert!(a < b && b < c && c < d);
         assert_eq!(a.time(), at(0));
-        for bad in ["", "20261125T101500", "20261125T101500Z.", "20261125T101500Z.01", "20261325T101500Z", "20261125T101500Zx", "latest"] {
+        for bad in [
+            "",
+            "20261125T101500",
+            "20261125T101500Z.",
+            "20261125T101500Z.01",
+            "20261325T101500Z",
+            "20261125T101500Zx",
+            "latest",
+        ] {
             assert!(bad.parse::<SnapshotId>().is_err(), "{bad}");
         }
     }

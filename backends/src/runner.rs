@@ -27,7 +27,10 @@ impl CommandError {
         self.argv
             .iter()
             .map(|a| {
-                if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,%+".contains(&b)) {
+                if !a.is_empty()
+                    && a.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,%+".contains(&b))
+                {
                     a.clone()
                 } else {
                     format!("'{}'", a.replace('\'', r"'\''"))
@@ -94,13 +97,21 @@ impl Runner {
     }
 
     /// Runs `argv` with `stdin` fed from `input`, returns stdout on success.
-    pub fn run_with_input<S: AsRef<OsStr>>(&self, argv: &[S], input: Option<&[u8]>) -> Result<Vec<u8>, CommandError> {
+    pub fn run_with_input<S: AsRef<OsStr>>(
+        &self,
+        argv: &[S],
+        input: Option<&[u8]>,
+    ) -> Result<Vec<u8>, CommandError> {
         let strings = Self::argv_strings(argv);
         log::debug!("exec: {}", strings.join(" "));
         let mut cmd = Self::command(argv);
-        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let spawn_err = |e: std::io::Error| CommandError {
             argv: strings.clone(),
             status: None,
@@ -117,7 +128,9 @@ impl Runner {
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
         let start = stderr.len().saturating_sub(STDERR_KEEP);
-        let start = (start..stderr.len()).find(|&i| stderr.is_char_boundary(i)).unwrap_or(0);
+        let start = (start..stderr.len())
+            .find(|&i| stderr.is_char_boundary(i))
+            .unwrap_or(0);
         let err = CommandError {
             argv: strings,
             status: out.status.code(),
@@ -134,11 +147,15 @@ impl Runner {
 
     /// Runs `argv`, returns stdout as (lossy) UTF-8.
     pub fn run_string<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<String, CommandError> {
-        self.run(argv).map(|o| String::from_utf8_lossy(&o).into_owned())
+        self.run(argv)
+            .map(|o| String::from_utf8_lossy(&o).into_owned())
     }
 
     /// Runs `argv` and parses its stdout as JSON.
-    pub fn run_json<T: serde::de::DeserializeOwned, S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<T, CommandError> {
+    pub fn run_json<T: serde::de::DeserializeOwned, S: AsRef<OsStr>>(
+        &self,
+        argv: &[S],
+    ) -> Result<T, CommandError> {
         let out = self.run(argv)?;
         serde_json::from_slice(&out).map_err(|e| CommandError {
             argv: Self::argv_strings(argv),
@@ -167,7 +184,11 @@ mod tests {
     fn failure_keeps_argv_status_and_last_stderr_line() {
         let r = Runner::new();
         let err = r
-            .run(&["sh", "-c", "echo noise >&2; echo 'pool is full' >&2; exit 3"])
+            .run(&[
+                "sh",
+                "-c",
+                "echo noise >&2; echo 'pool is full' >&2; exit 3",
+            ])
             .unwrap_err();
         assert_eq!(err.status, Some(3));
         assert_eq!(err.reason(), "pool is full");
@@ -189,7 +210,9 @@ mod tests {
         let r = Runner::new();
         let v: serde_json::Value = r.run_json(&["echo", r#"{"a": 1}"#]).unwrap();
         assert_eq!(v["a"], 1);
-        let err = r.run_json::<serde_json::Value, _>(&["echo", "nope"]).unwrap_err();
+        let err = r
+            .run_json::<serde_json::Value, _>(&["echo", "nope"])
+            .unwrap_err();
         assert!(err.stderr.starts_with("unexpected output"));
     }
 

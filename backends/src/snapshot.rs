@@ -92,7 +92,11 @@ impl Snapshot {
     /// or tags rather than a document. Empty values are left out.
     pub fn properties(&self) -> Vec<(&'static str, String)> {
         let mut p = vec![
-            ("created", self.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            (
+                "created",
+                self.created
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
             ("kind", self.kind.to_string()),
             ("message", self.message.clone()),
             ("user", self.user.clone()),
@@ -130,7 +134,9 @@ impl Snapshot {
             None => SnapshotKind::Manual,
         };
         let parse_id = |key: &str| -> Result<Option<SnapshotId>, String> {
-            lookup(key).map(|v| v.parse().map_err(|e| format!("{key}: {e}"))).transpose()
+            lookup(key)
+                .map(|v| v.parse().map_err(|e| format!("{key}: {e}")))
+                .transpose()
         };
         Ok(Snapshot {
             tree,
@@ -141,7 +147,9 @@ impl Snapshot {
             user: lookup("user").unwrap_or_default().to_string(),
             command: lookup("command").unwrap_or_default().to_string(),
             pre: parse_id("pre")?,
-            status: lookup("status").map(|s| s.parse().map_err(|e| format!("status: {e}"))).transpose()?,
+            status: lookup("status")
+                .map(|s| s.parse().map_err(|e| format!("status: {e}")))
+                .transpose()?,
             id,
         })
     }
@@ -201,7 +209,12 @@ mod tests {
 
     #[test]
     fn foreign_snapshot_gets_defaults_from_its_id() {
-        let s = Snapshot::from_properties("t".parse().unwrap(), "20261125T101500Z".parse().unwrap(), |_| None).unwrap();
+        let s = Snapshot::from_properties(
+            "t".parse().unwrap(),
+            "20261125T101500Z".parse().unwrap(),
+            |_| None,
+        )
+        .unwrap();
         assert_eq!(s.kind, SnapshotKind::Manual);
         assert_eq!(s.created, s.id.time());
     }

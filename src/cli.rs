@@ -1,0 +1,156 @@
+//! The command line: one clap struct per subcommand, no logic.
+
+use crate::config::{BackendKind, DEFAULT_PATH};
+use crate::refs::TreeRef;
+use clap::{Args, Parser, Subcommand};
+use sidus_backends::TreeName;
+use std::path::PathBuf;
+
+/// Version control for the system trees of diskless clusters.
+///
+/// sidus keeps named system trees (btrfs subvolumes, ZFS datasets or LVM thin
+/// volumes), snapshots them with stable IDs, clones them instantly and rolls them
+/// back without losing history. Exit status: 0 success, 1 the operation failed,
+/// 2 usage error.
+#[derive(Debug, Parser)]
+#[command(name = "sidus", version, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "SIDUS_CONFIG", default_value = DEFAULT_PATH, value_name = "PATH")]
+    pub config: PathBuf,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log every external command sidus runs, on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the config and prepare the store (default: a btrfs loop image under /var/lib/sidus).
+    Init(InitArgs),
+    /// Create a tree, empty or as a copy of a directory.
+    Create(CreateArgs),
+    /// List trees with their snapshot count and latest snapshot.
+    List,
+    /// Take a snapshot of a tree and print its ID.
+    Snapshot(SnapshotArgs),
+    /// List a tree's snapshots, oldest first.
+    Snapshots(TreeArg),
+    /// Show one snapshot.
+    Show(RefArg),
+    /// Delete one snapshot.
+    Delete(RefArg),
+    /// Remove a tree and all of its snapshots.
+    Destroy(TreeArg),
+    /// Make a new tree from a snapshot (or the current state) of another, instantly.
+    Clone(CloneArgs),
+    /// Make the working tree the content of a snapshot, keeping every snapshot.
+    Rollback(RefArg),
+    /// Print where a tree, or a read-only view of a snapshot, is.
+    Path(PathArgs),
+    /// Show the journal of changes, newest first.
+    Log(LogArgs),
+}
+
+/// `sidus init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Storage backend.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// btrfs: a directory on a mounted btrfs file system.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// btrfs: a loop image file to create and mount (at --path, default /var/lib/sidus/store).
+    #[arg(long = "loop", value_name = "FILE")]
+    pub loop_file: Option<PathBuf>,
+    /// btrfs: size of a new loop image.
+    #[arg(long, value_name = "SIZE", default_value = "20G")]
+    pub size: String,
+    /// zfs: the parent dataset of the store, e.g. tank/sidus.
+    #[arg(long, value_name = "DATASET")]
+    pub dataset: Option<String>,
+    /// zfs: where the store dataset is mounted.
+    #[arg(long, value_name = "DIR")]
+    pub mountpoint: Option<PathBuf>,
+    /// lvm: the volume group.
+    #[arg(long, value_name = "VG")]
+    pub vg: Option<String>,
+    /// lvm: the thin pool in the volume group.
+    #[arg(long, value_name = "POOL")]
+    pub thinpool: Option<String>,
+}
+
+/// `sidus create`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the new tree.
+    #[arg(value_name = "TREE")]
+    pub tree: TreeName,
+    /// Copy this directory's content into the new tree.
+    #[arg(long, value_name = "DIR")]
+    pub from_dir: Option<PathBuf>,
+}
+
+/// A single TREE argument.
+#[derive(Debug, Args)]
+pub struct TreeArg {
+    /// The tree.
+    #[arg(value_name = "TREE")]
+    pub tree: TreeName,
+}
+
+/// A TREE@REF argument (REF: a snapshot ID, a unique prefix of one, or `latest`).
+#[derive(Debug, Args)]
+pub struct RefArg {
+    /// The snapshot, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub target: TreeRef,
+}
+
+/// `sidus snapshot`
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The tree.
+    #[arg(value_name = "TREE")]
+    pub tree: TreeName,
+    /// Why the snapshot is taken.
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+}
+
+/// `sidus clone`
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// The source: TREE (its current state) or TREE@REF.
+    #[arg(value_name = "TREE[@REF]")]
+    pub source: TreeRef,
+    /// Name of the new tree.
+    #[arg(value_name = "NEWTREE")]
+    pub new: TreeName,
+}
+
+/// `sidus path`
+#[derive(Debug, Args)]
+pub struct PathArgs {
+    /// TREE for the working tree, TREE@REF for a snapshot.
+    #[arg(value_name = "TREE[@REF]")]
+    pub target: TreeRef,
+}
+
+/// `sidus log`
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this tree's entries.
+    #[arg(value_name = "TREE")]
+    pub tree: Option<TreeName>,
+    /// At most this many entries.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub limit: Option<usize>,
+}

@@ -1,0 +1,77 @@
+//! One function per subcommand: open the store, call the policy in `trees`, print.
+
+mod init;
+mod read;
+mod write;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::store::{Invocation, Store};
+use anyhow::Result;
+use serde::Serialize;
+use sidus_backends::{Origin, Snapshot, TreeName};
+use std::path::PathBuf;
+
+/// A tree as `list` and `--json` show it.
+#[derive(Debug, Serialize)]
+pub struct TreeView {
+    /// Its name.
+    pub name: TreeName,
+    /// The backend holding it.
+    pub backend: &'static str,
+    /// Where the working tree is mounted.
+    pub path: PathBuf,
+    /// How many snapshots it has.
+    pub snapshots: usize,
+    /// Its newest snapshot's ID.
+    pub latest: Option<String>,
+    /// The snapshot it was cloned from.
+    pub origin: Option<Origin>,
+}
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli) -> Result<()> {
+    if let Command::Init(args) = &cli.command {
+        return init::init(&cli, args);
+    }
+    let config = Config::load(&cli.config)?;
+    let store = Store::open(config, Invocation::current())?;
+    let json = cli.json;
+    match cli.command {
+        Command::Init(_) => unreachable!("handled above"),
+        Command::Create(a) => write::create(&store, json, &a),
+        Command::List => read::list(&store, json),
+        Command::Snapshot(a) => write::snapshot(&store, json, &a),
+        Command::Snapshots(a) => read::snapshots(&store, json, &a.tree),
+        Command::Show(a) => read::show(&store, json, &a.target),
+        Command::Delete(a) => write::delete(&store, json, &a.target),
+        Command::Destroy(a) => write::destroy(&store, json, &a.tree),
+        Command::Clone(a) => write::clone(&store, json, &a),
+        Command::Rollback(a) => write::rollback(&store, json, &a.target),
+        Command::Path(a) => read::path(&store, json, &a.target),
+        Command::Log(a) => read::log(&store, json, &a),
+    }
+}
+
+/// Builds the views of `trees` from one snapshot listing.
+pub fn tree_views(store: &Store, only: Option<&TreeName>) -> Result<Vec<TreeView>> {
+    let trees = store.backend.list_trees()?;
+    let snaps: Vec<Snapshot> = store.backend.list_snapshots(None)?;
+    Ok(trees
+        .into_iter()
+        .filter(|t| only.is_none_or(|o| o == &t.name))
+        .map(|t| {
+            let mine = snaps.iter().filter(|s| s.tree == t.name);
+            let count = mine.clone().count();
+            let latest = mine.map(|s| &s.id).max().map(|id| id.to_string());
+            TreeView {
+                backend: store.backend.kind(),
+                path: t.path,
+                snapshots: count,
+                latest,
+                origin: t.origin,
+                name: t.name,
+            }
+        })
+        .collect())
+}

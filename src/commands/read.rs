@@ -1,0 +1,133 @@
+//! Commands that only read: list, snapshots, show, path, log.
+
+use super::tree_views;
+use crate::cli::LogArgs;
+use crate::output::{json as print_json, or_dash, table};
+use crate::refs::TreeRef;
+use crate::store::Store;
+use crate::trees;
+use anyhow::Result;
+use sidus_backends::{Snapshot, TreeName};
+
+pub fn list(store: &Store, json: bool) -> Result<()> {
+    let views = tree_views(store, None)?;
+    if json {
+        print_json(&views);
+        return Ok(());
+    }
+    let rows = views
+        .into_iter()
+        .map(|v| {
+            vec![
+                v.name.to_string(),
+                v.backend.to_string(),
+                v.snapshots.to_string(),
+                or_dash(v.latest),
+                or_dash(v.origin),
+                v.path.display().to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["TREE", "BACKEND", "SNAPSHOTS", "LATEST", "ORIGIN", "PATH"],
+        rows,
+    );
+    Ok(())
+}
+
+pub fn snapshots(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
+    let snaps = trees::find_tree(store, tree)
+        .and_then(|_| Ok(store.backend.list_snapshots(Some(tree))?))?;
+    if json {
+        print_json(&snaps);
+        return Ok(());
+    }
+    let rows = snaps
+        .into_iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                s.kind.to_string(),
+                or_dash(s.parent),
+                s.user,
+                s.message,
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "CREATED", "KIND", "PARENT", "USER", "MESSAGE"],
+        rows,
+    );
+    Ok(())
+}
+
+pub fn show(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
+    let snap = trees::resolve_ref(store, target)?;
+    if json {
+        print_json(&snap);
+    } else {
+        print_snapshot(&snap);
+    }
+    Ok(())
+}
+
+fn print_snapshot(s: &Snapshot) {
+    println!("tree:     {}", s.tree);
+    println!("id:       {}", s.id);
+    println!(
+        "created:  {}",
+        s.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    println!("kind:     {}", s.kind);
+    println!("message:  {}", s.message);
+    println!("parent:   {}", or_dash(s.parent.as_ref()));
+    println!("user:     {}", s.user);
+    println!("command:  {}", s.command);
+    if let Some(pre) = &s.pre {
+        println!("pre:      {pre}");
+    }
+    if let Some(status) = s.status {
+        println!("status:   {status}");
+    }
+}
+
+pub fn path(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
+    let path = trees::path(store, target)?;
+    if json {
+        print_json(&serde_json::json!({ "path": path }));
+    } else {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
+    let mut entries = store.journal.read(args.tree.as_ref().map(|t| t.as_str()))?;
+    entries.reverse();
+    if let Some(n) = args.limit {
+        entries.truncate(n);
+    }
+    if json {
+        print_json(&entries);
+        return Ok(());
+    }
+    let rows = entries
+        .into_iter()
+        .map(|e| {
+            vec![
+                e.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                e.user,
+                e.action,
+                or_dash(e.tree),
+                e.snapshots.join(" "),
+                e.outcome,
+            ]
+        })
+        .collect();
+    table(
+        &["TIME", "USER", "ACTION", "TREE", "SNAPSHOTS", "OUTCOME"],
+        rows,
+    );
+    Ok(())
+}

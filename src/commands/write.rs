@@ -1,0 +1,115 @@
+//! Commands that change the store; each is journaled.
+
+use super::tree_views;
+use crate::cli::{CloneArgs, CreateArgs, SnapshotArgs};
+use crate::output::json as print_json;
+use crate::refs::TreeRef;
+use crate::store::Store;
+use crate::trees::{self, RunFacts};
+use anyhow::Result;
+use sidus_backends::{SnapshotKind, TreeName};
+
+fn print_tree(store: &Store, tree: &TreeName) -> Result<()> {
+    let views = tree_views(store, Some(tree))?;
+    print_json(&views.first());
+    Ok(())
+}
+
+pub fn create(store: &Store, json: bool, a: &CreateArgs) -> Result<()> {
+    let path = store.journaled("create", Some(&a.tree), || {
+        Ok((
+            trees::create(store, &a.tree, a.from_dir.as_deref())?,
+            vec![],
+        ))
+    })?;
+    if json {
+        print_tree(store, &a.tree)
+    } else {
+        println!("created tree '{}' at {}", a.tree, path.display());
+        Ok(())
+    }
+}
+
+pub fn snapshot(store: &Store, json: bool, a: &SnapshotArgs) -> Result<()> {
+    let snap = store.journaled("snapshot", Some(&a.tree), || {
+        let _lock = store.lock(&a.tree)?;
+        let s = trees::take_snapshot(
+            store,
+            &a.tree,
+            SnapshotKind::Manual,
+            &a.message,
+            RunFacts::default(),
+        )?;
+        let ids = vec![s.id.to_string()];
+        Ok((s, ids))
+    })?;
+    if json {
+        print_json(&snap);
+    } else {
+        println!("{}", snap.id);
+    }
+    Ok(())
+}
+
+pub fn delete(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
+    let snap = store.journaled("delete", Some(&target.tree), || {
+        let s = trees::delete(store, target)?;
+        let ids = vec![s.id.to_string()];
+        Ok((s, ids))
+    })?;
+    if json {
+        print_json(&snap);
+    } else {
+        println!("deleted {}@{}", snap.tree, snap.id);
+    }
+    Ok(())
+}
+
+pub fn destroy(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
+    store.journaled("destroy", Some(tree), || {
+        Ok((trees::destroy(store, tree)?, vec![]))
+    })?;
+    if json {
+        print_json(&serde_json::json!({ "destroyed": tree }));
+    } else {
+        println!("destroyed tree '{tree}'");
+    }
+    Ok(())
+}
+
+pub fn clone(store: &Store, json: bool, a: &CloneArgs) -> Result<()> {
+    let (path, origin) = store.journaled("clone", Some(&a.new), || {
+        let (path, origin) = trees::clone(store, &a.source, &a.new)?;
+        let ids = vec![format!("{}@{}", origin.tree, origin.id)];
+        Ok(((path, origin), ids))
+    })?;
+    if json {
+        print_tree(store, &a.new)
+    } else {
+        println!(
+            "cloned {}@{} to '{}' at {}",
+            origin.tree,
+            origin.id,
+            a.new,
+            path.display()
+        );
+        Ok(())
+    }
+}
+
+pub fn rollback(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
+    let (safety, to) = store.journaled("rollback", Some(&target.tree), || {
+        let (safety, to) = trees::rollback(store, target)?;
+        let ids = vec![to.id.to_string(), safety.id.to_string()];
+        Ok(((safety, to), ids))
+    })?;
+    if json {
+        print_json(&serde_json::json!({ "tree": to.tree, "rolled_back_to": to, "safety": safety }));
+    } else {
+        println!(
+            "rolled '{}' back to {}; the previous state is snapshot {} (sidus rollback {}@{} undoes this)",
+            to.tree, to.id, safety.id, to.tree, safety.id
+        );
+    }
+    Ok(())
+}

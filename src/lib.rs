@@ -1,0 +1,53 @@
+//! sidus: version control for the system trees of diskless clusters.
+//!
+//! The binary is a thin shim over [`run`]; the modules hold the policy (what is
+//! refused, what is journaled) above the storage mechanism in `sidus-backends`.
+
+pub mod cli;
+mod commands;
+pub mod config;
+pub mod journal;
+pub mod lock;
+mod logging;
+pub mod man;
+pub mod output;
+pub mod refs;
+pub mod store;
+pub mod trees;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// A mistake in how sidus was called, found after argument parsing: exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Parses the command line, runs it, prints any error once, and gives the exit code.
+pub fn run() -> ExitCode {
+    // `sidus log | head` must end quietly, as other Unix tools do, not panic.
+    // SAFETY: setting a signal disposition to SIG_DFL runs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = cli::Cli::parse();
+    logging::init(cli.verbose);
+    match commands::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sidus: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

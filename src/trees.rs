@@ -1,0 +1,265 @@
+//! What sidus does to trees and snapshots, and what it refuses: the policy on top
+//! of a backend's mechanism. Callers hold the tree's lock where noted.
+
+use crate::refs::{resolve, TreeRef};
+use crate::store::Store;
+use anyhow::{bail, Context, Result};
+use sidus_backends::{Runner, Snapshot, SnapshotId, SnapshotKind, TreeName, TreeRecord};
+use std::path::{Path, PathBuf};
+
+/// Extra facts a snapshot records about the run that made it.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    /// The `pre` snapshot of the same run.
+    pub pre: Option<SnapshotId>,
+    /// The command's exit status.
+    pub status: Option<i32>,
+    /// The command run, when it is not the sidus command line itself.
+    pub command: Option<String>,
+}
+
+/// The tree's record, or a clear "no tree" error.
+pub fn find_tree(store: &Store, tree: &TreeName) -> Result<TreeRecord> {
+    store
+        .backend
+        .list_trees()?
+        .into_iter()
+        .find(|t| &t.name == tree)
+        .ok_or_else(|| anyhow::anyhow!("no tree named '{tree}' (see `sidus list`)"))
+}
+
+/// Resolves `TREE@REF` (REF required) to a snapshot.
+pub fn resolve_ref(store: &Store, r: &TreeRef) -> Result<Snapshot> {
+    let Some(reference) = &r.reference else {
+        bail!("'{}' names no snapshot: use {0}@ID or {0}@latest", r.tree)
+    };
+    let snaps = store
+        .backend
+        .list_snapshots(Some(&r.tree))
+        .map_err(not_found_hint)?;
+    Ok(resolve(&r.tree, reference, &snaps)?.clone())
+}
+
+/// Turns "no tree" from a backend into a hint at `sidus list`.
+fn not_found_hint(e: sidus_backends::BackendError) -> anyhow::Error {
+    match e {
+        sidus_backends::BackendError::TreeNotFound(t) => {
+            anyhow::anyhow!("no tree named '{t}' (see `sidus list`)")
+        }
+        other => other.into(),
+    }
+}
+
+/// Creates a tree, empty or as a copy of `from_dir` (owners, modes, xattrs, ACLs,
+/// hard links and device nodes preserved). A failed copy removes the new tree.
+pub fn create(store: &Store, tree: &TreeName, from_dir: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = from_dir {
+        if !dir.is_dir() {
+            bail!("--from-dir {}: not a directory", dir.display());
+        }
+    }
+    let _lock = store.lock(tree)?;
+    let path = store.backend.create_tree(tree)?;
+    if let Some(dir) = from_dir {
+        let mut src = dir.as_os_str().to_owned();
+        src.push("/.");
+        let copied = Runner::new().run(&sidus_backends::argv![
+            "cp",
+            "-a",
+            "--reflink=auto",
+            src,
+            &path
+        ]);
+        if let Err(e) = copied {
+            let undo = store.backend.destroy_tree(tree);
+            let mut err =
+                anyhow::Error::new(e).context(format!("copy {} into tree '{tree}'", dir.display()));
+            if let Err(u) = undo {
+                err = err.context(format!("and removing the half-made tree failed too: {u}"));
+            }
+            return Err(err);
+        }
+    }
+    Ok(path)
+}
+
+/// Takes a snapshot of `tree`'s working state. The caller holds the lock.
+pub fn take_snapshot(
+    store: &Store,
+    tree: &TreeName,
+    kind: SnapshotKind,
+    message: &str,
+    facts: RunFacts,
+) -> Result<Snapshot> {
+    store.check_pool_room(&format!("snapshot tree '{tree}'"))?;
+    let ids = store.backend.snapshot_ids(tree).map_err(not_found_hint)?;
+    let now = chrono::Utc::now();
+    let id = SnapshotId::next_after(now, &ids);
+    let snap = Snapshot {
+        tree: tree.clone(),
+        created: now,
+        kind,
+        message: message.to_string(),
+        parent: ids.into_iter().max(),
+        user: store.invocation.user.clone(),
+        command: facts
+            .command
+            .unwrap_or_else(|| store.invocation.command.clone()),
+        pre: facts.pre,
+        status: facts.status,
+        id,
+    };
+    store.backend.snapshot(&snap)?;
+    Ok(snap)
+}
+
+/// Clones `src` (a snapshot, or the working state via a new `clone` snapshot)
+/// into a new tree. Returns the new tree's path and the snapshot it came from.
+pub fn clone(store: &Store, src: &TreeRef, new: &TreeName) -> Result<(PathBuf, Snapshot)> {
+    if store.backend.list_trees()?.iter().any(|t| &t.name == new) {
+        bail!("tree '{new}' already exists");
+    }
+    let _lock = store.lock(&src.tree)?;
+    let _new_lock = store.lock(new)?;
+    let origin = match &src.reference {
+        Some(_) => resolve_ref(store, src)?,
+        None => take_snapshot(
+            store,
+            &src.tree,
+            SnapshotKind::Clone,
+            &format!("cloned to {new}"),
+            RunFacts::default(),
+        )?,
+    };
+    store.check_pool_room(&format!("clone to '{new}'"))?;
+    let path = store.backend.clone_tree(&src.tree, &origin.id, new)?;
+    Ok((path, origin))
+}
+
+/// Makes the working tree the content of `r`, after a `safety` snapshot of the
+/// current state; every snapshot stays. Returns (safety, target).
+pub fn rollback(store: &Store, r: &TreeRef) -> Result<(Snapshot, Snapshot)> {
+    let _lock = store.lock(&r.tree)?;
+    let target = resolve_ref(store, r)?;
+    rollback_locked(store, &target)
+}
+
+/// [`rollback`] for a caller that already holds the lock.
+pub fn rollback_locked(store: &Store, target: &Snapshot) -> Result<(Snapshot, Snapshot)> {
+    let safety = take_snapshot(
+        store,
+        &target.tree,
+        SnapshotKind::Safety,
+        &format!("before rollback to {}", target.id),
+        RunFacts::default(),
+    )?;
+    store
+        .backend
+        .replace_working(&target.tree, &target.id)
+        .with_context(|| {
+            format!(
+                "roll back '{}' to {} (the previous state is kept as {})",
+                target.tree, target.id, safety.id
+            )
+        })?;
+    Ok((safety, target.clone()))
+}
+
+/// Why `tree@id` must not be deleted: one reason per protection, empty when free.
+pub fn protections(trees: &[TreeRecord], tree: &TreeName, id: &SnapshotId) -> Vec<String> {
+    trees
+        .iter()
+        .filter(|t| {
+            t.origin
+                .as_ref()
+                .is_some_and(|o| &o.tree == tree && &o.id == id)
+        })
+        .map(|t| format!("origin of clone '{}'", t.name))
+        .collect()
+}
+
+/// Deletes one snapshot unless something protects it.
+pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
+    let _lock = store.lock(&r.tree)?;
+    let snap = resolve_ref(store, r)?;
+    let reasons = protections(&store.backend.list_trees()?, &snap.tree, &snap.id);
+    if !reasons.is_empty() {
+        bail!(
+            "refusing to delete {}@{}: it is the {}",
+            snap.tree,
+            snap.id,
+            reasons.join(", ")
+        );
+    }
+    store.backend.delete_snapshot(&snap.tree, &snap.id)?;
+    Ok(snap)
+}
+
+/// Removes a tree and all its snapshots unless another tree was cloned from it.
+pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
+    let _lock = store.lock(tree)?;
+    let trees = store.backend.list_trees()?;
+    if !trees.iter().any(|t| &t.name == tree) {
+        bail!("no tree named '{tree}' (see `sidus list`)");
+    }
+    let dependents: Vec<String> = trees
+        .iter()
+        .filter(|t| t.origin.as_ref().is_some_and(|o| &o.tree == tree))
+        .map(|t| {
+            format!(
+                "'{}' (from {})",
+                t.name,
+                t.origin.as_ref().expect("filtered")
+            )
+        })
+        .collect();
+    if !dependents.is_empty() {
+        bail!(
+            "refusing to destroy tree '{tree}': clones depend on it: {}",
+            dependents.join(", ")
+        );
+    }
+    store.backend.destroy_tree(tree)?;
+    Ok(())
+}
+
+/// Where `r` is: the working tree, or a read-only view of a snapshot.
+pub fn path(store: &Store, r: &TreeRef) -> Result<PathBuf> {
+    match &r.reference {
+        None => store.backend.tree_path(&r.tree).map_err(not_found_hint),
+        Some(_) => {
+            let snap = resolve_ref(store, r)?;
+            Ok(store.backend.snapshot_path(&snap.tree, &snap.id)?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sidus_backends::Origin;
+
+    #[test]
+    fn origin_of_a_clone_is_protected_and_names_the_clone() {
+        let tree: TreeName = "lab".parse().unwrap();
+        let id: SnapshotId = "20261125T101500Z".parse().unwrap();
+        let other: SnapshotId = "20261125T101501Z".parse().unwrap();
+        let trees = vec![
+            TreeRecord {
+                name: tree.clone(),
+                path: "/x".into(),
+                origin: None,
+            },
+            TreeRecord {
+                name: "paper".parse().unwrap(),
+                path: "/y".into(),
+                origin: Some(Origin {
+                    tree: tree.clone(),
+                    id: id.clone(),
+                }),
+            },
+        ];
+        assert_eq!(protections(&trees, &tree, &id), ["origin of clone 'paper'"]);
+        assert!(protections(&trees, &tree, &other).is_empty());
+    }
+}
