@@ -56,6 +56,18 @@ pub enum Command {
     Path(PathArgs),
     /// Show the journal of changes, newest first.
     Log(LogArgs),
+    /// Pin a snapshot so it is never deleted or pruned, optionally naming it with a label.
+    Pin(PinArgs),
+    /// Remove a pin (and its label).
+    Unpin(UnpinArgs),
+    /// List pinned snapshots.
+    Pins(PinsArgs),
+    /// Delete the snapshots a retention policy does not keep (never protected ones).
+    Prune(PruneArgs),
+    /// Show the files or Debian packages that differ between two snapshots.
+    Diff(DiffArgs),
+    /// Show the space each snapshot holds exclusively, where the backend reports it.
+    Du(TreeArg),
 }
 
 /// `sidus init`
@@ -153,4 +165,75 @@ pub struct LogArgs {
     /// At most this many entries.
     #[arg(short = 'n', long, value_name = "N")]
     pub limit: Option<usize>,
+}
+
+/// `sidus pin`
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The snapshot to pin, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub target: TreeRef,
+    /// A label for it, usable as a REF everywhere (TREE@LABEL); unique within the tree.
+    #[arg(long, value_name = "LABEL", value_parser = crate::pins::parse_label)]
+    pub name: Option<sidus_backends::Label>,
+    /// Why it is pinned.
+    #[arg(short, long, value_name = "NOTE", default_value = "")]
+    pub message: String,
+}
+
+/// `sidus unpin`
+#[derive(Debug, Args)]
+pub struct UnpinArgs {
+    /// The pinned snapshot: TREE@REF, TREE@LABEL, or a LABEL used in one tree only.
+    #[arg(value_name = "TREE@REF|LABEL")]
+    pub target: TreeRef,
+}
+
+/// `sidus pins`
+#[derive(Debug, Args)]
+pub struct PinsArgs {
+    /// Only this tree's pins.
+    #[arg(value_name = "TREE")]
+    pub tree: Option<TreeName>,
+}
+
+/// `sidus prune`: without any --keep option, the config's [prune] section applies;
+/// with one, only the options given do.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The tree.
+    #[arg(value_name = "TREE")]
+    pub tree: TreeName,
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N most recent hours (UTC) that have snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the N most recent days (UTC) that have snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the N most recent ISO weeks that have snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the N most recent months that have snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Print what would be removed and why the rest stays; delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// `sidus diff`
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old side, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub from: TreeRef,
+    /// The new side: TREE@REF, or TREE for a working tree (default: the old side's working tree).
+    #[arg(value_name = "TREE[@REF]")]
+    pub to: Option<TreeRef>,
+    /// Compare the Debian package sets (var/lib/dpkg/status) instead of files.
+    #[arg(long)]
+    pub packages: bool,
 }

@@ -40,6 +40,13 @@ pub struct Config {
     /// LVM settings, when `backend = "lvm"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lvm: Option<LvmConfig>,
+    /// `sidus prune`'s policy when no --keep option is given (`keep_last`,
+    /// `keep_hourly`, `keep_daily`, `keep_weekly`, `keep_monthly`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune: Option<crate::retention::Policy>,
+    /// How snapshots are served to nodes (`sidus publish`); defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<crate::publish::config::PublishConfig>,
 }
 
 fn default_lock_timeout() -> f64 {
@@ -135,6 +142,8 @@ impl Config {
             btrfs: None,
             zfs: None,
             lvm: None,
+            prune: None,
+            publish: None,
         }
     }
 
@@ -207,6 +216,9 @@ impl Config {
                 bail!("lvm.max_pool_use_percent must be between 0 and 100");
             }
         }
+        if let Some(p) = &self.publish {
+            p.check()?;
+        }
         Ok(())
     }
 
@@ -226,6 +238,11 @@ impl Config {
                 )
             }
         })
+    }
+
+    /// The `[publish]` settings, defaults filled in when the section is absent.
+    pub fn publish(&self) -> crate::publish::config::PublishConfig {
+        self.publish.clone().unwrap_or_default()
     }
 
     /// The pool-use threshold above which snapshot and clone are refused.
@@ -250,6 +267,25 @@ mod tests {
         let c = Config::embedded_default();
         let text = toml::to_string_pretty(&c).unwrap();
         assert_eq!(parse(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn prune_section_is_optional_and_strict() {
+        let base = "backend = \"btrfs\"\n[btrfs]\npath = \"/x\"\n";
+        assert_eq!(parse(base).unwrap().prune, None);
+        let c = parse(&format!("{base}[prune]\nkeep_last = 3\nkeep_daily = 7\n")).unwrap();
+        let p = c.prune.unwrap();
+        assert_eq!((p.keep_last, p.keep_daily, p.keep_weekly), (3, 7, 0));
+        // It round-trips through save's serialization.
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(parse(&text).unwrap(), c);
+        let e = parse(&format!("{base}[prune]\nkeep_yearly = 1\n")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown field `keep_yearly`"),
+            "{e:#}"
+        );
+        let e = parse(&format!("{base}[prune]\nkeep_last = -1\n")).unwrap_err();
+        assert!(format!("{e:#}").contains("expected u32"), "{e:#}");
     }
 
     #[test]

@@ -6,12 +6,21 @@
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod diff;
 pub mod journal;
 pub mod lock;
 mod logging;
 pub mod man;
+#[cfg(test)]
+mod orchestration_tests;
 pub mod output;
+pub mod packages;
+pub mod pins;
+pub mod protect;
+pub mod prune;
+pub mod publish;
 pub mod refs;
+pub mod retention;
 pub mod store;
 pub mod trees;
 

@@ -37,6 +37,28 @@ pub fn resolve_ref(store: &Store, r: &TreeRef) -> Result<Snapshot> {
         .backend
         .list_snapshots(Some(&r.tree))
         .map_err(not_found_hint)?;
+    // A pin label is a REF too. Labels can never look like `latest` or an ID
+    // prefix (see `pins::parse_label`), so IDs never need the pins file.
+    if crate::pins::parse_label(reference).is_ok() {
+        let pins = crate::pins::Pins::new(store.state_dir()).of_tree(&r.tree)?;
+        if let Some(pin) = crate::pins::find_label(&pins, &r.tree, reference) {
+            return snaps
+                .iter()
+                .find(|s| s.id == pin.id)
+                .cloned()
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "label '{reference}' names {}@{}, which no longer exists (sidus unpin {0}@{reference})",
+                        r.tree,
+                        pin.id
+                    )
+                });
+        }
+        bail!(
+            "no snapshot or pin label '{reference}' in tree '{}' (see `sidus snapshots {0}` and `sidus pins {0}`)",
+            r.tree
+        );
+    }
     Ok(resolve(&r.tree, reference, &snaps)?.clone())
 }
 

@@ -172,7 +172,12 @@ impl Btrfs {
                 continue;
             };
             let meta = self.meta_file(tree, &id);
-            let snap = match read_json::<Snapshot>(&meta)? {
+            // A damaged sidecar (power cut mid-write) must not hide the snapshot.
+            let record = read_json::<Snapshot>(&meta).unwrap_or_else(|e| {
+                log::warn!("ignoring damaged snapshot metadata: {e}");
+                None
+            });
+            let snap = match record {
                 Some(s) if s.id == id && &s.tree == tree => s,
                 // A snapshot whose sidecar is missing still lists, dated by its ID.
                 _ => Snapshot::from_properties(tree.clone(), id, |_| None).map_err(|detail| {

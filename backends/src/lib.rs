@@ -18,7 +18,7 @@ pub use names::{Label, NameError, SnapshotId, TreeName};
 pub use runner::{CommandError, Runner};
 pub use snapshot::{Origin, Snapshot, SnapshotKind, TreeRecord};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What went wrong in a backend, naming the object and the action.
 #[derive(Debug, thiserror::Error)]
@@ -174,4 +174,45 @@ pub trait Backend {
     fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()>;
     /// The shared pool's use, for backends with [`Capabilities::pool_usage`].
     fn pool_usage(&self) -> Result<Option<PoolUsage>>;
+    /// Puts a storage-enforced hold named `tag` on a snapshot, for backends with
+    /// [`Capabilities::holds`]; others do nothing (sidus enforces pins itself).
+    fn hold(&self, _tree: &TreeName, _id: &SnapshotId, _tag: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Releases a hold made by [`Backend::hold`]; releasing a missing hold succeeds.
+    fn release(&self, _tree: &TreeName, _id: &SnapshotId, _tag: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Mounts a read-only view of `tree@id` at `target` (an existing empty
+    /// directory) for serving over NFS; it stays mounted until [`Backend::unserve`].
+    /// The default is a read-only bind mount of [`Backend::snapshot_path`].
+    fn serve(&self, tree: &TreeName, id: &SnapshotId, target: &Path) -> Result<()> {
+        let source = self.snapshot_path(tree, id)?;
+        Runner::new()
+            .run(&argv!["mount", "--bind", "-o", "ro", &source, target])
+            .map(drop)
+            .map_err(|e| {
+                BackendError::command(format!("serve {tree}@{id} at {}", target.display()), e)
+            })
+    }
+    /// Undoes [`Backend::serve`].
+    fn unserve(&self, tree: &TreeName, id: &SnapshotId, target: &Path) -> Result<()> {
+        Runner::new()
+            .run(&argv!["umount", target])
+            .map(drop)
+            .map_err(|e| {
+                BackendError::command(
+                    format!("stop serving {tree}@{id} at {}", target.display()),
+                    e,
+                )
+            })
+    }
+    /// Bytes each snapshot of `tree` holds exclusively, for backends with
+    /// [`Capabilities::snapshot_space`]; empty for the others.
+    fn snapshot_space(
+        &self,
+        _tree: &TreeName,
+    ) -> Result<std::collections::BTreeMap<SnapshotId, u64>> {
+        Ok(Default::default())
+    }
 }

@@ -1,5 +1,6 @@
 //! One function per subcommand: open the store, call the policy in `trees`, print.
 
+mod history;
 mod init;
 mod read;
 mod write;
@@ -50,6 +51,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Rollback(a) => write::rollback(&store, json, &a.target),
         Command::Path(a) => read::path(&store, json, &a.target),
         Command::Log(a) => read::log(&store, json, &a),
+        Command::Pin(a) => history::pin(&store, json, &a),
+        Command::Unpin(a) => history::unpin(&store, json, &a),
+        Command::Pins(a) => history::pins(&store, json, &a),
+        Command::Prune(a) => history::prune(&store, json, &a),
+        Command::Diff(a) => history::diff(&store, json, &a),
+        Command::Du(a) => history::du(&store, json, &a.tree),
     }
 }
 

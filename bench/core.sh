@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Benchmarks of the core commands on a loop-backed btrfs store, side by side
+# with the raw btrfs commands they wrap. Root only. Prints ratios; targets:
+# snapshot and clone within 1.5x of raw, listing 10,000 snapshots < 0.5 s and
+# < 30 MB peak memory. Usage: bench/core.sh [SNAPSHOTS_FOR_LISTING...] (default 1000 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+counts=("${@:-1000 10000}")
+[[ $# -eq 0 ]] && counts=(1000 10000)
+cargo build --release --quiet
+S=${CARGO_TARGET_DIR:-$PWD/target}/release/sidus
+work=$(mktemp -d /var/tmp/sidus-bench.XXXXXX)
+export SIDUS_CONFIG=$work/sidus.toml
+cleanup() { umount "$work/store" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+$S init --loop "$work/store.img" --path "$work/store" --size 8G >/dev/null
+mkdir -p "$work/src" && cp -a /usr/share/doc "$work/src/" 2>/dev/null || true
+$S create t --from-dir "$work/src" >/dev/null
+trees=$work/store/trees snaps=$work/store/snapshots/t
+
+ms() { # mean wall time in ms of running "$@" N times (N from $runs)
+    local start end
+    start=$(date +%s%N)
+    for ((i = 0; i < runs; i++)); do "$@" >/dev/null; done
+    end=$(date +%s%N)
+    echo $(((end - start) / runs / 1000))
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+fmt() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
+
+runs=30
+n=0
+raw_snap() { btrfs subvolume snapshot -r "$trees/t" "$work/raw.$((n++))"; }
+sid=$(ms $S snapshot t)
+raw=$(ms raw_snap)
+printf '%-44s %10s   raw btrfs subvolume snapshot -r %10s   %s\n' "sidus snapshot" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)"
+
+id=$($S snapshot t)
+c=0
+sidus_clone() { $S clone "t@$id" "c$((c++))"; }
+raw_clone() { btrfs subvolume snapshot "$snaps/$id" "$work/rawc.$((n++))"; }
+sid=$(ms sidus_clone)
+raw=$(ms raw_clone)
+printf '%-44s %10s   raw btrfs subvolume snapshot    %10s   %s\n' "sidus clone" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)"
+
+have=$($S snapshots t --json | grep -c '"id"')
+for want in "${counts[@]}"; do
+    echo "(taking snapshots up to $want...)" >&2
+    while ((have < want)); do $S snapshot t >/dev/null; have=$((have + 1)); done
+    runs=5
+    sid=$(ms $S snapshots t --json)
+    raw=$(ms btrfs subvolume list "$work/store")
+    mem=$( { /usr/bin/time -f %M $S snapshots t --json >/dev/null; } 2>&1 )
+    printf '%-44s %10s   raw btrfs subvolume list        %10s   %s   peak %s MB\n' \
+        "sidus snapshots --json ($want snapshots)" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)" "$((mem / 1024))"
+    runs=10
+    sid=$(ms $S snapshot t)
+    have=$((have + runs))
+    printf '%-44s %10s\n' "sidus snapshot (with $want snapshots)" "$(fmt $sid)"
+done

@@ -1,0 +1,478 @@
+//! Living with many snapshots: pin, unpin, pins, prune, diff, du.
+
+use crate::cli::{DiffArgs, PinArgs, PinsArgs, PruneArgs, UnpinArgs};
+use crate::diff::{self, Change, Entry};
+use crate::output::{json as print_json, or_dash, table};
+use crate::packages::{self, PackageDiff};
+use crate::pins::{self, Pin, PinOutcome, Pins, HOLD_TAG};
+use crate::prune;
+use crate::refs::TreeRef;
+use crate::retention::Policy;
+use crate::store::Store;
+use crate::trees;
+use crate::UsageError;
+use anyhow::{bail, Context, Result};
+use sidus_backends::{BackendError, TreeName};
+use std::path::PathBuf;
+
+pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
+    let outcome = store.journaled("pin", Some(&a.target.tree), || {
+        let _lock = store.lock(&a.target.tree)?;
+        let snap = trees::resolve_ref(store, &a.target)?;
+        let file = Pins::new(store.state_dir());
+        let held = file.of_tree(&snap.tree)?.iter().any(|p| p.id == snap.id);
+        if !held {
+            store.backend.hold(&snap.tree, &snap.id, HOLD_TAG)?;
+        }
+        let new = Pin {
+            tree: snap.tree.clone(),
+            id: snap.id.clone(),
+            label: a.name.clone(),
+            note: a.message.clone(),
+            user: store.invocation.user.clone(),
+            pinned_at: chrono::Utc::now(),
+        };
+        let added = file.update(store, |list| pins::add(list, new));
+        if let (Err(e), false) = (&added, held) {
+            if let Err(undo) = store.backend.release(&snap.tree, &snap.id, HOLD_TAG) {
+                return Err(anyhow::anyhow!("{e:#}").context(format!(
+                    "and releasing the hold on {}@{} failed too: {undo}",
+                    snap.tree, snap.id
+                )));
+            }
+        }
+        let outcome = added?;
+        Ok((outcome, vec![snap.id.to_string()]))
+    })?;
+    let (verb, p) = match &outcome {
+        PinOutcome::Pinned(p) => ("pinned", p),
+        PinOutcome::Updated(p) => ("updated the pin of", p),
+        PinOutcome::Unchanged(p) => ("already pinned:", p),
+    };
+    if json {
+        print_json(p);
+    } else {
+        let label = p
+            .label
+            .as_ref()
+            .map(|l| format!(" as '{l}' (usable as {}@{l})", p.tree))
+            .unwrap_or_default();
+        println!("{verb} {}@{}{label}", p.tree, p.id);
+    }
+    Ok(())
+}
+
+/// The pin `target` names: `TREE@LABEL`, `TREE@REF`, or a bare label found in
+/// exactly one tree.
+fn find_pin(store: &Store, target: &TreeRef) -> Result<Pin> {
+    let all = Pins::new(store.state_dir()).load()?;
+    let Some(reference) = &target.reference else {
+        let label = target.tree.as_str();
+        let mut hits = all
+            .iter()
+            .filter(|p| p.label.as_ref().is_some_and(|l| l.as_str() == label));
+        return match (hits.next(), hits.next()) {
+            (Some(p), None) => Ok(p.clone()),
+            (Some(a), Some(b)) => bail!(
+                "label '{label}' is used in several trees ({}, {}, ...): say which, as TREE@{label}",
+                a.tree,
+                b.tree
+            ),
+            (None, _) => bail!("no pin labelled '{label}' (see `sidus pins`; or give TREE@REF)"),
+        };
+    };
+    if let Some(p) = pins::find_label(&all, &target.tree, reference) {
+        return Ok(p.clone());
+    }
+    let snap = trees::resolve_ref(store, target)?;
+    all.into_iter()
+        .find(|p| p.tree == snap.tree && p.id == snap.id)
+        .ok_or_else(|| anyhow::anyhow!("{}@{} is not pinned", snap.tree, snap.id))
+}
+
+pub fn unpin(store: &Store, json: bool, a: &UnpinArgs) -> Result<()> {
+    // The tree is only known after looking the label up; look again under the lock.
+    let tree = find_pin(store, &a.target)?.tree;
+    let pin = store.journaled("unpin", Some(&tree), || {
+        let _lock = store.lock(&tree)?;
+        let pin = find_pin(store, &a.target)?;
+        match store.backend.release(&pin.tree, &pin.id, HOLD_TAG) {
+            // A snapshot removed behind sidus's back: the pin can still go.
+            Ok(()) | Err(BackendError::SnapshotNotFound(..)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let removed = Pins::new(store.state_dir()).update(store, |list| {
+            list.retain(|p| !(p.tree == pin.tree && p.id == pin.id));
+            Ok(())
+        });
+        if let Err(e) = removed {
+            let undo = store.backend.hold(&pin.tree, &pin.id, HOLD_TAG);
+            return Err(match undo {
+                Ok(()) => e,
+                Err(u) => e.context(format!("and restoring the hold failed too: {u}")),
+            });
+        }
+        let ids = vec![pin.id.to_string()];
+        Ok((pin, ids))
+    })?;
+    if json {
+        print_json(&pin);
+    } else {
+        let label = pin
+            .label
+            .as_ref()
+            .map(|l| format!(" (label '{l}' removed)"))
+            .unwrap_or_default();
+        println!("unpinned {}@{}{label}", pin.tree, pin.id);
+    }
+    Ok(())
+}
+
+pub fn pins(store: &Store, json: bool, a: &PinsArgs) -> Result<()> {
+    if let Some(t) = &a.tree {
+        trees::find_tree(store, t)?;
+    }
+    let mut list = Pins::new(store.state_dir()).load()?;
+    list.retain(|p| a.tree.as_ref().is_none_or(|t| &p.tree == t));
+    list.sort_by(|a, b| (&a.tree, &a.id).cmp(&(&b.tree, &b.id)));
+    if json {
+        print_json(&list);
+        return Ok(());
+    }
+    let rows = list
+        .into_iter()
+        .map(|p| {
+            vec![
+                p.tree.to_string(),
+                p.id.to_string(),
+                or_dash(p.label),
+                p.pinned_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                p.user,
+                p.note,
+            ]
+        })
+        .collect();
+    table(&["TREE", "ID", "LABEL", "PINNED", "USER", "NOTE"], rows);
+    Ok(())
+}
+
+/// The policy of the command line if it names any rule, else the config's.
+fn policy(store: &Store, a: &PruneArgs) -> Result<Policy> {
+    let given = [
+        a.keep_last,
+        a.keep_hourly,
+        a.keep_daily,
+        a.keep_weekly,
+        a.keep_monthly,
+    ];
+    let policy = if given.iter().any(Option::is_some) {
+        Policy {
+            keep_last: a.keep_last.unwrap_or(0),
+            keep_hourly: a.keep_hourly.unwrap_or(0),
+            keep_daily: a.keep_daily.unwrap_or(0),
+            keep_weekly: a.keep_weekly.unwrap_or(0),
+            keep_monthly: a.keep_monthly.unwrap_or(0),
+        }
+    } else {
+        store.config.prune.unwrap_or_default()
+    };
+    if policy.is_empty() {
+        bail!(UsageError(
+            "no keep rule: refusing to prune every snapshot; give --keep-last/--keep-hourly/\
+             --keep-daily/--keep-weekly/--keep-monthly N, or set them in the [prune] section of the config"
+                .into()
+        ));
+    }
+    Ok(policy)
+}
+
+pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
+    let policy = policy(store, a)?;
+    let outcome = if a.dry_run {
+        prune::prune(store, &a.tree, &policy, true)?
+    } else {
+        store.journaled("prune", Some(&a.tree), || {
+            let o = prune::prune(store, &a.tree, &policy, false)?;
+            let ids = o.removed().map(|v| v.snapshot.id.to_string()).collect();
+            Ok((o, ids))
+        })?
+    };
+    if json {
+        print_json(&outcome);
+        return Ok(());
+    }
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    let rows = outcome
+        .snapshots
+        .iter()
+        .map(|v| {
+            let why = v.why();
+            vec![
+                v.snapshot.id.to_string(),
+                v.snapshot.kind.to_string(),
+                if v.keep { "keep" } else { verb }.to_string(),
+                if why.is_empty() {
+                    "no rule keeps it".to_string()
+                } else {
+                    why.join(", ")
+                },
+            ]
+        })
+        .collect();
+    table(&["ID", "KIND", "ACTION", "WHY"], rows);
+    let gone = outcome.removed().count();
+    let total = outcome.snapshots.len();
+    let space = match outcome.freed_bytes {
+        Some(b) if a.dry_run => format!("; frees {}", human_bytes(b)),
+        Some(b) => format!("; freed {}", human_bytes(b)),
+        None => format!(
+            "; space freed is not reported by the {} backend",
+            store.backend.kind()
+        ),
+    };
+    println!(
+        "{}{verb} {gone} of {total} snapshots of '{}', kept {} ({policy}){space}",
+        if a.dry_run { "dry run: " } else { "" },
+        outcome.tree,
+        total - gone,
+    );
+    Ok(())
+}
+
+/// `1536` -> `1.5 KiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A side of a diff: its name as shown, and where its content is.
+fn side(store: &Store, r: &TreeRef) -> Result<(String, PathBuf)> {
+    match &r.reference {
+        None => Ok((format!("{} (working tree)", r.tree), trees::path(store, r)?)),
+        Some(_) => {
+            let snap = trees::resolve_ref(store, r)?;
+            let path = store.backend.snapshot_path(&snap.tree, &snap.id)?;
+            Ok((format!("{}@{}", snap.tree, snap.id), path))
+        }
+    }
+}
+
+pub fn diff(store: &Store, json: bool, a: &DiffArgs) -> Result<()> {
+    if a.from.reference.is_none() {
+        bail!(UsageError(format!(
+            "'{}' names no snapshot: use {0}@ID, {0}@LABEL or {0}@latest",
+            a.from.tree
+        )));
+    }
+    let to = a.to.clone().unwrap_or_else(|| TreeRef {
+        tree: a.from.tree.clone(),
+        reference: None,
+    });
+    let (from_name, from_path) = side(store, &a.from)?;
+    let (to_name, to_path) = side(store, &to)?;
+    if a.packages {
+        let old = packages::read_status_in(&from_path)
+            .with_context(|| format!("read the package status of {from_name}"))?;
+        let new = packages::read_status_in(&to_path)
+            .with_context(|| format!("read the package status of {to_name}"))?;
+        let (old, new) = match (old, new) {
+            (None, None) => bail!(
+                "neither {from_name} nor {to_name} has a dpkg status (var/lib/dpkg/status): not Debian trees"
+            ),
+            (o, n) => {
+                for (name, s) in [(&from_name, &o), (&to_name, &n)] {
+                    if s.is_none() {
+                        eprintln!("sidus: note: {name} has no var/lib/dpkg/status; counted as no packages");
+                    }
+                }
+                (o.unwrap_or_default(), n.unwrap_or_default())
+            }
+        };
+        let d = packages::diff(&packages::parse_status(&old), &packages::parse_status(&new));
+        if json {
+            print_json(&serde_json::json!({ "from": from_name, "to": to_name, "packages": d }));
+        } else {
+            print_packages(&d);
+        }
+        return Ok(());
+    }
+    let entries = diff::diff_trees(&from_path, &to_path)
+        .with_context(|| format!("compare {from_name} with {to_name}"))?;
+    if json {
+        print_json(&serde_json::json!({ "from": from_name, "to": to_name, "files": entries }));
+    } else {
+        print_files(&entries);
+    }
+    Ok(())
+}
+
+fn print_packages(d: &PackageDiff) {
+    let mut archs: std::collections::HashMap<&str, std::collections::HashSet<&str>> =
+        Default::default();
+    for p in d.installed.iter().chain(&d.removed) {
+        archs.entry(&p.name).or_default().insert(&p.arch);
+    }
+    for c in d.upgraded.iter().chain(&d.downgraded) {
+        archs.entry(&c.name).or_default().insert(&c.arch);
+    }
+    let name = |n: &str, a: &str| {
+        if archs.get(n).is_some_and(|s| s.len() > 1) {
+            format!("{n}:{a}")
+        } else {
+            n.to_string()
+        }
+    };
+    let mut rows = Vec::new();
+    for p in &d.installed {
+        rows.push(vec![
+            "installed".into(),
+            name(&p.name, &p.arch),
+            "-".into(),
+            p.version.clone(),
+        ]);
+    }
+    for p in &d.removed {
+        rows.push(vec![
+            "removed".into(),
+            name(&p.name, &p.arch),
+            p.version.clone(),
+            "-".into(),
+        ]);
+    }
+    for (what, list) in [("upgraded", &d.upgraded), ("downgraded", &d.downgraded)] {
+        for c in list {
+            rows.push(vec![
+                what.into(),
+                name(&c.name, &c.arch),
+                c.old.clone(),
+                c.new.clone(),
+            ]);
+        }
+    }
+    table(&["CHANGE", "PACKAGE", "OLD", "NEW"], rows);
+}
+
+fn print_files(entries: &[Entry]) {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            let (sign, attrs) = match e.change {
+                Change::Added => ("+", e.new.as_ref()),
+                Change::Removed => ("-", e.old.as_ref()),
+                Change::Modified => ("M", e.new.as_ref()),
+            };
+            let kind = attrs.map(|a| a.kind.as_str()).unwrap_or("?");
+            vec![sign.into(), kind.into(), e.path.clone(), detail(e)]
+        })
+        .collect();
+    table(&["CHANGE", "TYPE", "PATH", "DETAIL"], rows);
+}
+
+/// What changed in a modified entry, old -> new.
+fn detail(e: &Entry) -> String {
+    use crate::diff::Aspect;
+    let (Some(o), Some(n)) = (&e.old, &e.new) else {
+        return String::new();
+    };
+    e.what
+        .iter()
+        .map(|w| match w {
+            Aspect::Type => format!("type {} -> {}", o.kind.as_str(), n.kind.as_str()),
+            Aspect::Mode => format!("mode {} -> {}", o.mode, n.mode),
+            Aspect::Owner => format!("owner {}:{} -> {}:{}", o.uid, o.gid, n.uid, n.gid),
+            Aspect::Size => format!("size {} -> {}", or_dash(o.size), or_dash(n.size)),
+            Aspect::Content => "content".into(),
+            Aspect::Target => format!(
+                "target {} -> {}",
+                or_dash(o.target.as_ref()),
+                or_dash(n.target.as_ref())
+            ),
+            Aspect::Device => format!(
+                "device {} -> {}",
+                or_dash(o.device.as_ref()),
+                or_dash(n.device.as_ref())
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
+    trees::find_tree(store, tree)?;
+    let snaps = store.backend.list_snapshots(Some(tree))?;
+    let reported = store.backend.capabilities().snapshot_space;
+    let space = if reported {
+        store.backend.snapshot_space(tree)?
+    } else {
+        Default::default()
+    };
+    if json {
+        let list: Vec<_> = snaps
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id,
+                    "kind": s.kind,
+                    "exclusive_bytes": space.get(&s.id),
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({
+            "tree": tree,
+            "backend": store.backend.kind(),
+            "reported": reported,
+            "snapshots": list,
+        }));
+        return Ok(());
+    }
+    if !reported {
+        println!(
+            "space held by each snapshot is not reported by the {} backend ({} snapshots in '{tree}')",
+            store.backend.kind(),
+            snaps.len()
+        );
+        return Ok(());
+    }
+    let total: u64 = snaps.iter().filter_map(|s| space.get(&s.id)).sum();
+    let rows = snaps
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                s.kind.to_string(),
+                or_dash(space.get(&s.id).map(|b| human_bytes(*b))),
+                s.message.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "KIND", "EXCLUSIVE", "MESSAGE"], rows);
+    println!(
+        "total held exclusively by snapshots of '{tree}': {}",
+        human_bytes(total)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}

@@ -1,0 +1,147 @@
+//! The policy of `trees` exercised on the in-memory fake backend: no root needed.
+
+use crate::config::Config;
+use crate::refs::TreeRef;
+use crate::store::{Invocation, Store};
+use crate::trees::{self, RunFacts};
+use sidus_backends::fake::Fake;
+use sidus_backends::{PoolUsage, SnapshotKind, TreeName};
+
+fn store() -> (tempfile::TempDir, Store, &'static Fake) {
+    let dir = tempfile::tempdir().unwrap();
+    // Leaked so the test can inspect the fake while the store owns a Box of it.
+    let fake: &'static Fake = Box::leak(Box::new(Fake::new(dir.path().to_path_buf())));
+    let backend: Box<dyn sidus_backends::Backend> = Box::new(ForwardingBackend(fake));
+    let inv = Invocation {
+        user: "alice".into(),
+        command: "sidus test".into(),
+    };
+    let store = Store::with_backend(Config::embedded_default(), backend, inv);
+    (dir, store, fake)
+}
+
+/// Lets the store own a backend while the test keeps a reference to the fake.
+struct ForwardingBackend(&'static Fake);
+
+macro_rules! forward {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $ret { self.0.$name($($arg),*) })*
+    };
+}
+
+impl sidus_backends::Backend for ForwardingBackend {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn capabilities(&self) -> sidus_backends::Capabilities {
+        self.0.capabilities()
+    }
+    forward! {
+        init_store() -> sidus_backends::Result<()>;
+        open() -> sidus_backends::Result<()>;
+        state_dir() -> std::path::PathBuf;
+        list_trees() -> sidus_backends::Result<Vec<sidus_backends::TreeRecord>>;
+        list_snapshots(tree: Option<&TreeName>) -> sidus_backends::Result<Vec<sidus_backends::Snapshot>>;
+        create_tree(tree: &TreeName) -> sidus_backends::Result<std::path::PathBuf>;
+        destroy_tree(tree: &TreeName) -> sidus_backends::Result<()>;
+        tree_path(tree: &TreeName) -> sidus_backends::Result<std::path::PathBuf>;
+        snapshot(snap: &sidus_backends::Snapshot) -> sidus_backends::Result<()>;
+        delete_snapshot(tree: &TreeName, id: &sidus_backends::SnapshotId) -> sidus_backends::Result<()>;
+        snapshot_path(tree: &TreeName, id: &sidus_backends::SnapshotId) -> sidus_backends::Result<std::path::PathBuf>;
+        clone_tree(tree: &TreeName, id: &sidus_backends::SnapshotId, new: &TreeName) -> sidus_backends::Result<std::path::PathBuf>;
+        replace_working(tree: &TreeName, id: &sidus_backends::SnapshotId) -> sidus_backends::Result<()>;
+        pool_usage() -> sidus_backends::Result<Option<PoolUsage>>;
+    }
+}
+
+fn name(s: &str) -> TreeName {
+    s.parse().unwrap()
+}
+
+fn r(s: &str) -> TreeRef {
+    s.parse().unwrap()
+}
+
+#[test]
+fn rollback_saves_the_current_state_first_and_keeps_every_snapshot() {
+    let (_dir, store, fake) = store();
+    let lab = name("lab");
+    store.backend.create_tree(&lab).unwrap();
+    fake.write(&lab, "v1");
+    let a =
+        trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "a", RunFacts::default()).unwrap();
+    fake.write(&lab, "v2");
+    let b =
+        trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "b", RunFacts::default()).unwrap();
+    fake.write(&lab, "unsaved");
+    let (safety, to) = trees::rollback(&store, &r(&format!("lab@{}", a.id))).unwrap();
+    assert_eq!(fake.content(&lab), "v1");
+    assert_eq!(to.id, a.id);
+    assert_eq!(safety.kind, SnapshotKind::Safety);
+    assert_eq!(safety.parent, Some(b.id.clone()));
+    assert_eq!(safety.user, "alice");
+    let ids: Vec<_> = store
+        .backend
+        .list_snapshots(Some(&lab))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, [a.id, b.id, safety.id.clone()]);
+    trees::rollback(&store, &r(&format!("lab@{}", safety.id))).unwrap();
+    assert_eq!(fake.content(&lab), "unsaved");
+}
+
+#[test]
+fn a_full_pool_refuses_snapshot_and_clone_and_changes_nothing() {
+    let (_dir, store, fake) = store();
+    let lab = name("lab");
+    store.backend.create_tree(&lab).unwrap();
+    trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "", RunFacts::default()).unwrap();
+    *fake.usage.borrow_mut() = Some(PoolUsage {
+        name: "vg0/pool".into(),
+        data_percent: 91.5,
+        metadata_percent: Some(10.0),
+    });
+    let err = trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "", RunFacts::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("refusing to snapshot tree 'lab': thin pool vg0/pool is 91.5% full"),
+        "{err}"
+    );
+    let err = trees::clone(&store, &r("lab@latest"), &name("copy")).unwrap_err();
+    assert!(
+        err.to_string().contains("refusing to clone to 'copy'"),
+        "{err}"
+    );
+    assert_eq!(store.backend.list_snapshots(Some(&lab)).unwrap().len(), 1);
+    assert_eq!(store.backend.list_trees().unwrap().len(), 1);
+    // Metadata counts too.
+    *fake.usage.borrow_mut() = Some(PoolUsage {
+        name: "vg0/pool".into(),
+        data_percent: 5.0,
+        metadata_percent: Some(95.0),
+    });
+    assert!(
+        trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "", RunFacts::default()).is_err()
+    );
+    *fake.usage.borrow_mut() = Some(PoolUsage {
+        name: "vg0/pool".into(),
+        data_percent: 89.0,
+        metadata_percent: Some(20.0),
+    });
+    trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "", RunFacts::default()).unwrap();
+}
+
+#[test]
+fn clone_without_ref_snapshots_the_source_first() {
+    let (_dir, store, fake) = store();
+    let lab = name("lab");
+    store.backend.create_tree(&lab).unwrap();
+    fake.write(&lab, "now");
+    let (_, origin) = trees::clone(&store, &r("lab"), &name("exp")).unwrap();
+    assert_eq!(origin.kind, SnapshotKind::Clone);
+    assert_eq!(origin.message, "cloned to exp");
+    assert_eq!(fake.content(&name("exp")), "now");
+}

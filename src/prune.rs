@@ -1,0 +1,182 @@
+//! Pruning a tree: the retention policy's verdicts with protections laid over
+//! them, then the deletions.
+
+use crate::protect::{Protection, Protections};
+use crate::retention::{self, Policy, Reason};
+use crate::store::Store;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use sidus_backends::{Snapshot, TreeName};
+
+/// What happens to one snapshot, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The snapshot.
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+    /// Whether it stays.
+    pub keep: bool,
+    /// The retention rules that keep it.
+    pub kept_by: Vec<Reason>,
+    /// What protects it regardless of the policy.
+    pub protected_by: Vec<Protection>,
+}
+
+impl Verdict {
+    /// Every reason it stays, as text: rules first, then protections.
+    pub fn why(&self) -> Vec<String> {
+        self.kept_by
+            .iter()
+            .map(|r| r.to_string())
+            .chain(self.protected_by.iter().map(|p| p.to_string()))
+            .collect()
+    }
+}
+
+/// The verdicts for `snaps` (one tree's, any order), oldest first (pure).
+pub fn plan(mut snaps: Vec<Snapshot>, policy: &Policy, protections: &Protections) -> Vec<Verdict> {
+    snaps.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<_> = snaps.iter().map(|s| s.id.clone()).collect();
+    let kept = retention::select(&ids, policy);
+    snaps
+        .into_iter()
+        .zip(kept)
+        .map(|(snapshot, kept_by)| {
+            let protected_by = protections.of(&snapshot.id).to_vec();
+            Verdict {
+                keep: !kept_by.is_empty() || !protected_by.is_empty(),
+                snapshot,
+                kept_by,
+                protected_by,
+            }
+        })
+        .collect()
+}
+
+/// The outcome of a prune.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The tree.
+    pub tree: TreeName,
+    /// The policy applied.
+    pub policy: Policy,
+    /// True when nothing was deleted on purpose.
+    pub dry_run: bool,
+    /// Every snapshot's verdict, oldest first.
+    pub snapshots: Vec<Verdict>,
+    /// Bytes the removed snapshots held exclusively, where the backend reports it.
+    pub freed_bytes: Option<u64>,
+}
+
+impl Outcome {
+    /// The snapshots that go (or went).
+    pub fn removed(&self) -> impl Iterator<Item = &Verdict> {
+        self.snapshots.iter().filter(|v| !v.keep)
+    }
+}
+
+/// Decides, and unless `dry_run` deletes, what `policy` lets go in `tree`. The
+/// deletion holds the tree's lock and re-reads the protections under it.
+pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> Result<Outcome> {
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(store.lock(tree)?)
+    };
+    crate::trees::find_tree(store, tree)?;
+    let snaps = store.backend.list_snapshots(Some(tree))?;
+    let protections = Protections::load(store, tree)?;
+    let verdicts = plan(snaps, policy, &protections);
+    let space = if store.backend.capabilities().snapshot_space {
+        Some(store.backend.snapshot_space(tree)?)
+    } else {
+        None
+    };
+    let freed_bytes = space.map(|s| {
+        verdicts
+            .iter()
+            .filter(|v| !v.keep)
+            .filter_map(|v| s.get(&v.snapshot.id))
+            .sum()
+    });
+    if !dry_run {
+        let doomed: Vec<_> = verdicts.iter().filter(|v| !v.keep).collect();
+        for (done, v) in doomed.iter().enumerate() {
+            store
+                .backend
+                .delete_snapshot(tree, &v.snapshot.id)
+                .with_context(|| {
+                    let gone: Vec<String> = doomed[..done]
+                        .iter()
+                        .map(|v| v.snapshot.id.to_string())
+                        .collect();
+                    format!(
+                        "prune '{tree}': removed {done} of {} snapshots ({}) before this failed",
+                        doomed.len(),
+                        if gone.is_empty() {
+                            "none".into()
+                        } else {
+                            gone.join(" ")
+                        }
+                    )
+                })?;
+        }
+    }
+    Ok(Outcome {
+        tree: tree.clone(),
+        policy: *policy,
+        dry_run,
+        snapshots: verdicts,
+        freed_bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protect::Published;
+    use sidus_backends::SnapshotId;
+
+    fn snap(id: &str) -> Snapshot {
+        Snapshot::from_properties("lab".parse().unwrap(), id.parse().unwrap(), |_| None).unwrap()
+    }
+
+    #[test]
+    fn protected_snapshots_stay_whatever_the_policy_says() {
+        let lab: TreeName = "lab".parse().unwrap();
+        let ids = [
+            "20261120T100000Z",
+            "20261121T100000Z",
+            "20261122T100000Z",
+            "20261123T100000Z",
+        ];
+        let published = Published {
+            current: Some(ids[1].parse::<SnapshotId>().unwrap()),
+            exported: vec![],
+        };
+        let prot =
+            Protections::from_parts(&lab, &[], &[], &published, Some(&ids[0].parse().unwrap()));
+        let policy = Policy {
+            keep_last: 1,
+            ..Policy::default()
+        };
+        let v = plan(ids.iter().rev().map(|i| snap(i)).collect(), &policy, &prot);
+        let got: Vec<(String, bool, String)> = v
+            .iter()
+            .map(|v| (v.snapshot.id.to_string(), v.keep, v.why().join(", ")))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    ids[0].into(),
+                    true,
+                    "the pre snapshot of an unfinished `sidus run`".into()
+                ),
+                (ids[1].into(), true, "published (current)".into()),
+                (ids[2].into(), false, String::new()),
+                (ids[3].into(), true, "last 1/1".into()),
+            ]
+        );
+    }
+}
