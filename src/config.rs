@@ -230,8 +230,16 @@ impl Config {
                 let c = self.btrfs.clone().expect("checked");
                 Box::new(Btrfs::new(c.path, c.loop_file, runner))
             }
-            // WIRE-ZFS-LVM: replaced when the backends land.
-            BackendKind::Zfs | BackendKind::Lvm => {
+            BackendKind::Zfs => {
+                let c = self.zfs.clone().expect("checked");
+                Box::new(sidus_backends::zfs::Zfs::new(
+                    c.dataset,
+                    c.mountpoint,
+                    runner,
+                ))
+            }
+            // WIRE-LVM: replaced when the backend lands.
+            BackendKind::Lvm => {
                 bail!(
                     "the {:?} backend is not built into this sidus yet",
                     self.backend
