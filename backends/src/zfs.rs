@@ -101,19 +101,19 @@ impl Zfs {
         let reason = e.reason().to_string();
         if e.status.is_none() && e.stderr.contains("No such file") {
             BackendError::StoreUnavailable(format!("the zfs command is not installed ({action})"))
-        } else if reason.contains("out of space") || reason.contains("No space left") {
+        } else if e.stderr.contains("out of space") || e.stderr.contains("No space left") {
             BackendError::PoolFull {
                 action,
                 detail: reason,
             }
-        } else if reason.contains("has dependent clones") {
+        } else if e.stderr.contains("has dependent clones") {
             BackendError::InUse {
                 what: action,
                 by: "a ZFS clone depends on it (a clone of another tree, or the snapshots \
                      kept from before a rollback); delete those first"
                     .into(),
             }
-        } else if reason.contains("dataset is busy") || reason.contains("target is busy") {
+        } else if e.stderr.contains("dataset is busy") || e.stderr.contains("target is busy") {
             BackendError::InUse {
                 what: action,
                 by: format!("it is busy (mounted or held): {reason}"),

@@ -191,3 +191,21 @@ vm_reset() {
     teardown_store
     set -e
 }
+
+# --- NFS -------------------------------------------------------------------------------
+
+# nfs_mount EXPORT DIR [OPTIONS]: mounts 127.0.0.1:EXPORT on DIR over NFSv3
+# (OPTIONS default vers=3,nolock). Retries a few times, since mountd can lag
+# behind an exportfs, and shows the RPC services when it gives up.
+nfs_mount() {
+    local i
+    mkdir -p "$2"
+    for i in 1 2 3 4 5; do
+        mount -t nfs -o "${3:-vers=3,nolock}" "127.0.0.1:$1" "$2" && return 0
+        pgrep -x rpc.mountd >/dev/null || { echo "rpc.mountd is not running: starting it"; rpc.mountd; }
+        sleep 1
+    done
+    rpcinfo -p 127.0.0.1 || true
+    exportfs -v || true
+    fail "cannot NFS-mount 127.0.0.1:$1 on $2"
+}

@@ -50,8 +50,7 @@ step "NFSv3 export of $exported over loopback"
 echo "$exported 127.0.0.1(ro,no_root_squash,no_subtree_check)" >/etc/exports.d/smoke.exports
 exportfs -ra
 assert_contains "$(exportfs -v)" "$exported"
-mkdir -p /mnt/nfs
-mount -t nfs -o vers=3,nolock,soft 127.0.0.1:"$exported" /mnt/nfs
+nfs_mount "$exported" /mnt/nfs
 assert_eq "$(cat /mnt/nfs/file)" hello "file read over NFS"
 umount /mnt/nfs
 rm -f /etc/exports.d/smoke.exports
