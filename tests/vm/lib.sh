@@ -189,10 +189,21 @@ vm_reset() {
     : >/etc/exports
     exportfs -ra 2>/dev/null
     teardown_store
+    nfsd_up
     set -e
 }
 
 # --- NFS -------------------------------------------------------------------------------
+
+# nfsd_up: starts the kernel NFS server's threads if they are not running
+# (seen stopped after a previous scenario tore its store down).
+nfsd_up() {
+    local n; n=$(cat /proc/fs/nfsd/threads 2>/dev/null || echo 0)
+    if [[ $n == 0 ]]; then
+        echo "nfsd had no threads: rpc.nfsd 8"
+        rpc.nfsd 8
+    fi
+}
 
 # nfs_mount EXPORT DIR [OPTIONS]: mounts 127.0.0.1:EXPORT on DIR over NFSv3
 # (OPTIONS default vers=3,nolock). Retries a few times, since mountd can lag
@@ -200,6 +211,7 @@ vm_reset() {
 nfs_mount() {
     local i
     mkdir -p "$2"
+    nfsd_up
     for i in 1 2 3 4 5; do
         mount -t nfs -o "${3:-vers=3,nolock}" "127.0.0.1:$1" "$2" && return 0
         pgrep -x rpc.mountd >/dev/null || { echo "rpc.mountd is not running: starting it"; rpc.mountd; }
