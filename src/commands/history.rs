@@ -139,6 +139,13 @@ pub fn pins(store: &Store, json: bool, a: &PinsArgs) -> Result<()> {
         print_json(&list);
         return Ok(());
     }
+    if list.is_empty() {
+        match &a.tree {
+            Some(t) => println!("no snapshot of '{t}' is pinned"),
+            None => println!("no snapshot is pinned"),
+        }
+        return Ok(());
+    }
     let rows = list
         .into_iter()
         .map(|p| {
@@ -301,20 +308,62 @@ pub fn diff(store: &Store, json: bool, a: &DiffArgs) -> Result<()> {
         };
         let d = packages::diff(&packages::parse_status(&old), &packages::parse_status(&new));
         if json {
-            print_json(&serde_json::json!({ "from": from_name, "to": to_name, "packages": d }));
+            print_json(&PackagesReport {
+                from: &from_name,
+                to: &to_name,
+                packages: &d,
+            });
+        } else if d.is_empty() {
+            println!("no package differs between {from_name} and {to_name}");
         } else {
             print_packages(&d);
+            println!(
+                "{from_name} -> {to_name}: {} installed, {} removed, {} upgraded, {} downgraded",
+                d.installed.len(),
+                d.removed.len(),
+                d.upgraded.len(),
+                d.downgraded.len()
+            );
         }
         return Ok(());
     }
     let entries = diff::diff_trees(&from_path, &to_path)
         .with_context(|| format!("compare {from_name} with {to_name}"))?;
     if json {
-        print_json(&serde_json::json!({ "from": from_name, "to": to_name, "files": entries }));
+        print_json(&FilesReport {
+            from: &from_name,
+            to: &to_name,
+            files: &entries,
+        });
+    } else if entries.is_empty() {
+        println!("no file differs between {from_name} and {to_name}");
     } else {
         print_files(&entries);
+        let count = |c: Change| entries.iter().filter(|e| e.change == c).count();
+        println!(
+            "{from_name} -> {to_name}: {} added, {} removed, {} modified",
+            count(Change::Added),
+            count(Change::Removed),
+            count(Change::Modified)
+        );
     }
     Ok(())
+}
+
+/// `diff --json`: the two sides and what differs, in this order.
+#[derive(serde::Serialize)]
+struct FilesReport<'a> {
+    from: &'a str,
+    to: &'a str,
+    files: &'a [Entry],
+}
+
+/// `diff --packages --json`.
+#[derive(serde::Serialize)]
+struct PackagesReport<'a> {
+    from: &'a str,
+    to: &'a str,
+    packages: &'a PackageDiff,
 }
 
 fn print_packages(d: &PackageDiff) {
