@@ -64,7 +64,8 @@ pub struct Outcome {
     pub dry_run: bool,
     /// Every snapshot's verdict, oldest first.
     pub snapshots: Vec<Verdict>,
-    /// Bytes the removed snapshots held exclusively, where the backend reports it.
+    /// Bytes the removed snapshots held exclusively (at least what removing them
+    /// frees), where the backend reports it for each.
     pub freed_bytes: Option<u64>,
 }
 
@@ -87,18 +88,7 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
     let snaps = store.backend.list_snapshots(Some(tree))?;
     let protections = Protections::load(store, tree)?;
     let verdicts = plan(snaps, policy, &protections);
-    let space = if store.backend.capabilities().snapshot_space {
-        Some(store.backend.snapshot_space(tree)?)
-    } else {
-        None
-    };
-    let freed_bytes = space.map(|s| {
-        verdicts
-            .iter()
-            .filter(|v| !v.keep)
-            .filter_map(|v| s.get(&v.snapshot.id))
-            .sum()
-    });
+    let freed_bytes = freed(store, tree, &verdicts);
     if !dry_run {
         let doomed: Vec<_> = verdicts.iter().filter(|v| !v.keep).collect();
         for (done, v) in doomed.iter().enumerate() {
@@ -129,6 +119,28 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
         snapshots: verdicts,
         freed_bytes,
     })
+}
+
+/// The bytes the snapshots that go hold exclusively, when the backend knows it
+/// for every one of them: a lower bound of what deleting them frees (blocks
+/// shared only among them are freed too). Informational, so a failure to read
+/// it is a warning, not a failed prune.
+fn freed(store: &Store, tree: &TreeName, verdicts: &[Verdict]) -> Option<u64> {
+    if !store.backend.capabilities().snapshot_space {
+        return None;
+    }
+    let space = match store.backend.snapshot_space(tree) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot tell the space snapshots of '{tree}' hold: {e}");
+            return None;
+        }
+    };
+    verdicts
+        .iter()
+        .filter(|v| !v.keep)
+        .map(|v| space.get(&v.snapshot.id).copied())
+        .sum()
 }
 
 #[cfg(test)]

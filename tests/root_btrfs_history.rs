@@ -610,6 +610,61 @@ fn root_btrfs_log_is_newest_first_and_filters_by_tree() {
 }
 
 #[test]
+fn root_btrfs_du_and_prune_report_space_when_quotas_are_on() {
+    require_root_btrfs!();
+    let store = TestStore::new();
+    store.sidus(&["create", "lab"]).ok();
+    let data: Vec<u8> = (0..2 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    fs::write(store.path("lab").join("big"), &data).unwrap();
+    let a = store.snapshot("lab", "with big");
+    fs::remove_file(store.path("lab").join("big")).unwrap();
+    store.snapshot("lab", "without");
+
+    // Without quotas btrfs cannot tell: said plainly, not an error.
+    let out = store.sidus(&["du", "lab"]).ok();
+    assert!(
+        out.contains("unknown (btrfs reports it only with quotas enabled: btrfs quota enable"),
+        "{out}"
+    );
+    let plan = store
+        .sidus(&["prune", "lab", "--keep-last", "1", "--dry-run", "--json"])
+        .json();
+    assert_eq!(plan["freed_bytes"], Value::Null);
+
+    let ok = Command::new("btrfs")
+        .args(["quota", "enable"])
+        .arg(&store.mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let ok = Command::new("btrfs")
+        .args(["quota", "rescan", "-w"])
+        .arg(&store.mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let du = store.sidus(&["du", "lab", "--json"]).json();
+    assert_eq!(du["reported"], true);
+    assert_eq!(du["snapshots"][0]["id"], a.as_str());
+    let held = du["snapshots"][0]["exclusive_bytes"].as_u64().unwrap();
+    assert!(held >= 2 * 1024 * 1024, "{du}");
+    let table = store.sidus(&["du", "lab"]).ok();
+    assert!(
+        table.contains("total held exclusively by snapshots of 'lab'"),
+        "{table}"
+    );
+    let plan = store
+        .sidus(&["prune", "lab", "--keep-last", "1", "--dry-run", "--json"])
+        .json();
+    assert_eq!(plan["freed_bytes"].as_u64(), Some(held));
+    let out = store.sidus(&["prune", "lab", "--keep-last", "1"]).ok();
+    assert!(out.contains("; freed at least 2."), "{out}");
+    assert_eq!(store.ids("lab").len(), 1);
+}
+
+#[test]
 fn root_btrfs_du_says_when_the_space_is_not_known() {
     require_root_btrfs!();
     let store = TestStore::new();

@@ -6,6 +6,7 @@
 //! crate. Nothing here knows the CLI, the journal or publishing.
 
 pub mod btrfs;
+mod btrfs_qgroup;
 pub mod fake;
 mod fsutil;
 pub mod lvm;
@@ -105,7 +106,9 @@ impl BackendError {
 /// never on the backend's name.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Capabilities {
-    /// It reports the space each snapshot holds exclusively.
+    /// It can report the space each snapshot holds exclusively (btrfs: only
+    /// when quotas are enabled); snapshots missing from
+    /// [`Backend::snapshot_space`] are of unknown size.
     pub snapshot_space: bool,
     /// It can put a hold on a snapshot that storage itself enforces (zfs hold).
     pub holds: bool,
@@ -208,7 +211,8 @@ pub trait Backend {
             })
     }
     /// Bytes each snapshot of `tree` holds exclusively, for backends with
-    /// [`Capabilities::snapshot_space`]; empty for the others.
+    /// [`Capabilities::snapshot_space`]; a snapshot left out is of unknown size
+    /// (every one, for the other backends).
     fn snapshot_space(
         &self,
         _tree: &TreeName,

@@ -231,12 +231,9 @@ pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
     let gone = outcome.removed().count();
     let total = outcome.snapshots.len();
     let space = match outcome.freed_bytes {
-        Some(b) if a.dry_run => format!("; frees {}", human_bytes(b)),
-        Some(b) => format!("; freed {}", human_bytes(b)),
-        None => format!(
-            "; space freed is not reported by the {} backend",
-            store.backend.kind()
-        ),
+        Some(b) if a.dry_run => format!("; frees at least {}", human_bytes(b)),
+        Some(b) => format!("; freed at least {}", human_bytes(b)),
+        None => format!("; space freed: {}", space_unknown(store)),
     };
     println!(
         "{}{verb} {gone} of {total} snapshots of '{}', kept {} ({policy}){space}",
@@ -245,6 +242,23 @@ pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
         total - gone,
     );
     Ok(())
+}
+
+/// Why the space snapshots hold is not shown, with what to do about it.
+fn space_unknown(store: &Store) -> String {
+    let kind = store.backend.kind();
+    if kind == "btrfs" {
+        // The only backend that can tell, but only with quotas on (btrfs_qgroup.rs).
+        let path = store
+            .config
+            .btrfs
+            .as_ref()
+            .map(|b| b.path.display().to_string())
+            .unwrap_or_else(|| "STORE_PATH".into());
+        format!("unknown (btrfs reports it only with quotas enabled: btrfs quota enable {path})")
+    } else {
+        format!("not reported by the {kind} backend")
+    }
 }
 
 /// `1536` -> `1.5 KiB`.
@@ -460,12 +474,12 @@ fn detail(e: &Entry) -> String {
 pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
     trees::find_tree(store, tree)?;
     let snaps = store.backend.list_snapshots(Some(tree))?;
-    let reported = store.backend.capabilities().snapshot_space;
-    let space = if reported {
+    let space = if store.backend.capabilities().snapshot_space {
         store.backend.snapshot_space(tree)?
     } else {
         Default::default()
     };
+    let reported = snaps.is_empty() || !space.is_empty();
     if json {
         let list: Vec<_> = snaps
             .iter()
@@ -487,9 +501,9 @@ pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
     }
     if !reported {
         println!(
-            "space held by each snapshot is not reported by the {} backend ({} snapshots in '{tree}')",
-            store.backend.kind(),
-            snaps.len()
+            "space held by each of the {} snapshots of '{tree}': {}",
+            snaps.len(),
+            space_unknown(store)
         );
         return Ok(());
     }
