@@ -4,7 +4,7 @@
 use crate::protect::{Protection, Protections};
 use crate::retention::{self, Policy, Reason};
 use crate::store::Store;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use sidus_backends::{Snapshot, TreeName};
 
@@ -90,18 +90,24 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
     let verdicts = plan(snaps, policy, &protections);
     let freed_bytes = freed(store, tree, &verdicts);
     if !dry_run {
-        let doomed: Vec<_> = verdicts.iter().filter(|v| !v.keep).collect();
-        for (done, v) in doomed.iter().enumerate() {
-            store
-                .backend
-                .delete_snapshot(tree, &v.snapshot.id)
-                .with_context(|| {
-                    let gone: Vec<String> = doomed[..done]
+        let doomed: Vec<_> = verdicts
+            .iter()
+            .filter(|v| !v.keep)
+            .map(|v| v.snapshot.id.clone())
+            .collect();
+        if let Err(e) = store.backend.delete_snapshots(tree, &doomed) {
+            // Some may be gone already: say which, from the storage itself.
+            let what = match store.backend.snapshot_ids(tree) {
+                Ok(left) => {
+                    let left: std::collections::HashSet<_> = left.into_iter().collect();
+                    let gone: Vec<String> = doomed
                         .iter()
-                        .map(|v| v.snapshot.id.to_string())
+                        .filter(|id| !left.contains(*id))
+                        .map(|id| id.to_string())
                         .collect();
                     format!(
-                        "prune '{tree}': removed {done} of {} snapshots ({}) before this failed",
+                        "removed {} of {} snapshots ({}) before this failed",
+                        gone.len(),
                         doomed.len(),
                         if gone.is_empty() {
                             "none".into()
@@ -109,7 +115,13 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
                             gone.join(" ")
                         }
                     )
-                })?;
+                }
+                Err(_) => format!(
+                    "some of {} snapshots may be removed (see `sidus snapshots {tree}`)",
+                    doomed.len()
+                ),
+            };
+            return Err(anyhow::Error::new(e).context(format!("prune '{tree}': {what}")));
         }
     }
     Ok(Outcome {

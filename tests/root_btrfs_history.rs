@@ -678,3 +678,48 @@ fn root_btrfs_du_says_when_the_space_is_not_known() {
         .fails(1)
         .contains("no tree named 'ghost'"));
 }
+
+#[test]
+fn root_btrfs_prune_failing_midway_says_which_snapshots_are_gone() {
+    require_root_btrfs!();
+    let store = TestStore::new();
+    store.sidus(&["create", "lab"]).ok();
+    for _ in 0..3 {
+        store.snapshot("lab", "");
+    }
+    let ids = store.ids("lab");
+    // A mount on the oldest snapshot makes btrfs refuse to delete it.
+    let busy = store.mnt.join("snapshots/lab").join(&ids[0]);
+    let empty = store.dir.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let ok = Command::new("mount")
+        .arg("--bind")
+        .arg(&empty)
+        .arg(&busy)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let err = store.sidus(&["prune", "lab", "--keep-last", "1"]).fails(1);
+    let _ = Command::new("umount").arg(&busy).status();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "sidus: prune 'lab': removed 1 of 2 snapshots ({}) before this failed",
+            ids[1]
+        )),
+        "{err}"
+    );
+    assert_eq!(err.matches("btrfs subvolume delete").count(), 1, "{err}");
+    assert_eq!(store.ids("lab"), [ids[0].clone(), ids[2].clone()]);
+    // The sidecar went with its subvolume; the survivor keeps its own.
+    assert!(!store
+        .mnt
+        .join(format!("snapshots/lab/{}.json", ids[1]))
+        .exists());
+    assert!(store
+        .mnt
+        .join(format!("snapshots/lab/{}.json", ids[0]))
+        .exists());
+    store.sidus(&["prune", "lab", "--keep-last", "1"]).ok();
+    assert_eq!(store.ids("lab"), [ids[2].clone()]);
+}

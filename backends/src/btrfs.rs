@@ -402,6 +402,30 @@ impl Backend for Btrfs {
         }
     }
 
+    fn delete_snapshots(&self, tree: &TreeName, ids: &[SnapshotId]) -> Result<()> {
+        let paths = ids
+            .iter()
+            .map(|id| self.require_snapshot(tree, id))
+            .collect::<Result<Vec<_>>>()?;
+        let deleted = self.delete_subvolumes(
+            &format!("delete {} snapshots of '{tree}'", ids.len()),
+            &paths,
+        );
+        // Sidecars go with their subvolumes, also those a failed batch removed.
+        for (id, path) in ids.iter().zip(&paths) {
+            if !path.exists() {
+                let meta = self.meta_file(tree, id);
+                match fs::remove_file(&meta) {
+                    Err(e) if e.kind() != ErrorKind::NotFound && deleted.is_ok() => {
+                        return Err(BackendError::io("remove", meta, e))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        deleted
+    }
+
     fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
         self.require_snapshot(tree, id)
     }

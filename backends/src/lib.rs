@@ -167,6 +167,15 @@ pub trait Backend {
     fn snapshot(&self, snap: &Snapshot) -> Result<()>;
     /// Deletes one snapshot.
     fn delete_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<()>;
+    /// Deletes several snapshots of one tree (a prune); backends override it
+    /// where one storage command can remove many. When it fails, some may be
+    /// gone already: the caller lists the snapshots again to know which.
+    fn delete_snapshots(&self, tree: &TreeName, ids: &[SnapshotId]) -> Result<()> {
+        for id in ids {
+            self.delete_snapshot(tree, id)?;
+        }
+        Ok(())
+    }
     /// A read-only view of a snapshot's content, mounted if needed.
     fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf>;
     /// Creates `new` as a writable copy of `tree@id`, in time independent of size,
