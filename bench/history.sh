@@ -72,6 +72,16 @@ printf '%-58s %s\n' "sidus prune --dry-run ($have snapshots, --json)" "$(best_ms
 printf '%-58s %s\n' "sidus snapshots --json ($have snapshots, for scale)" "$(best_ms $S snapshots t --json)"
 $S prune t "${policy[@]}" --dry-run | tail -1
 
+# With btrfs quotas on, prune also reads every snapshot's exclusive space.
+btrfs quota enable "$work/store"
+btrfs quota rescan -w "$work/store" >/dev/null
+printf '%-58s %s\n' "sidus prune --dry-run ($have snapshots, quotas on)" "$(best_ms $S prune t "${policy[@]}" --dry-run)"
+printf '%-58s %s\n' "sidus du ($have snapshots, quotas on)" "$(best_ms $S du t)"
+btrfs quota disable "$work/store"
+runs=1
+printf '%-58s %s\n' "sidus prune (deleting down to the kept ones)" "$(best_ms $S prune t "${policy[@]}")"
+$S snapshots t --json | grep -c '"id"' | sed 's/^/snapshots left: /'
+
 # dpkg status pairs: the host's (or a synthetic one) and a modified copy.
 status=$work/status
 if [[ -s /var/lib/dpkg/status ]]; then

@@ -68,17 +68,21 @@ fn find_pin(store: &Store, target: &TreeRef) -> Result<Pin> {
     let all = Pins::new(store.state_dir()).load()?;
     let Some(reference) = &target.reference else {
         let label = target.tree.as_str();
-        let mut hits = all
+        let hits: Vec<&Pin> = all
             .iter()
-            .filter(|p| p.label.as_ref().is_some_and(|l| l.as_str() == label));
-        return match (hits.next(), hits.next()) {
-            (Some(p), None) => Ok(p.clone()),
-            (Some(a), Some(b)) => bail!(
-                "label '{label}' is used in several trees ({}, {}, ...): say which, as TREE@{label}",
-                a.tree,
-                b.tree
-            ),
-            (None, _) => bail!("no pin labelled '{label}' (see `sidus pins`; or give TREE@REF)"),
+            .filter(|p| p.label.as_ref().is_some_and(|l| l.as_str() == label))
+            .collect();
+        return match hits.as_slice() {
+            [p] => Ok((*p).clone()),
+            [] => bail!("no pin labelled '{label}' (see `sidus pins`; or give TREE@REF)"),
+            many => {
+                let mut trees: Vec<&str> = many.iter().map(|p| p.tree.as_str()).collect();
+                trees.sort();
+                bail!(
+                    "label '{label}' is used in several trees ({}): say which, as TREE@{label}",
+                    trees.join(", ")
+                )
+            }
         };
     };
     if let Some(p) = pins::find_label(&all, &target.tree, reference) {
@@ -231,6 +235,7 @@ pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
     let gone = outcome.removed().count();
     let total = outcome.snapshots.len();
     let space = match outcome.freed_bytes {
+        _ if gone == 0 => String::new(),
         Some(b) if a.dry_run => format!("; frees at least {}", human_bytes(b)),
         Some(b) => format!("; freed at least {}", human_bytes(b)),
         None => format!("; space freed: {}", space_unknown(store)),
@@ -497,6 +502,10 @@ pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
             "reported": reported,
             "snapshots": list,
         }));
+        return Ok(());
+    }
+    if snaps.is_empty() {
+        println!("tree '{tree}' has no snapshots");
         return Ok(());
     }
     if !reported {

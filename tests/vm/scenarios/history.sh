@@ -58,4 +58,4 @@ sidus unpin paper
 sidus delete "lab@$a"
 assert_eq "$(sidus log lab --json | jq -r '.[0].action')" delete
 rm -rf "$src"
-teardown_store
+# (vm_reset tears the store down after every scenario.)
