@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks of the history commands on a loop-backed btrfs store. Root only.
 # Targets: `sidus prune --dry-run` on 10,000 snapshots < 1 s; `sidus diff
-# --packages` between two trees with realistic dpkg status files < 1 s.
+# --packages` between two trees with realistic dpkg status files < 1 s. Also
+# times a file diff between two snapshots of a tree made of /usr/bin and
+# /usr/share/doc of this host, cold cache.
 #
 # The 10,000 snapshots are made with raw `btrfs subvolume snapshot -r` plus the
 # JSON sidecar the btrfs backend reads (backends/src/btrfs.rs), one every 37
@@ -140,3 +142,22 @@ for pair in "a b" "big-a big-b"; do
         "$(best_ms $S diff "deb-$1@latest" "deb-$2@latest" --packages --json)"
 done
 $S diff deb-a@latest deb-b@latest --packages | tail -1
+
+# A file diff between two snapshots of a sizeable tree: unchanged files share
+# their extents, so only the changed ones are read.
+mkdir -p "$work/big/usr"
+cp -a /usr/bin /usr/share/doc "$work/big/usr/" 2>/dev/null || true
+$S create big --from-dir "$work/big" >/dev/null
+$S snapshot big >/dev/null
+w=$($S path big)
+for f in $(find "$w/usr/bin" -type f -size +100k | head -5); do
+    printf 'X' | dd of="$f" bs=1 seek=50000 conv=notrunc status=none
+done
+$S snapshot big >/dev/null
+files=$(find "$work/big" | wc -l) size=$(du -sh "$work/big" | cut -f1)
+sync
+echo 3 >/proc/sys/vm/drop_caches
+runs=1
+printf '%-58s %s\n' "sidus diff of 2 snapshots ($files files, $size, cold cache)" "$(best_ms $S diff big@latest "big@$($S snapshots big --json | grep -m1 '"id"' | cut -d'"' -f4)")"
+runs=5
+printf '%-58s %s\n' "sidus diff of 2 snapshots ($files files, $size, warm)" "$(best_ms $S diff big@latest "big@$($S snapshots big --json | grep -m1 '"id"' | cut -d'"' -f4)")"

@@ -7,6 +7,7 @@ pub mod cli;
 mod commands;
 pub mod config;
 pub mod diff;
+pub mod extents;
 pub mod journal;
 pub mod lock;
 mod logging;

@@ -393,6 +393,11 @@ fn root_btrfs_diff_reports_files_and_packages_that_differ() {
     fs::write(src.join("usr/bin/tool"), "#!/bin/sh\n").unwrap();
     fs::write(src.join("etc/owned"), "o").unwrap();
     symlink("/usr/bin/python3.11", src.join("usr/bin/python3")).unwrap();
+    // Big enough for real extents, which two snapshots share while unchanged.
+    fs::create_dir_all(src.join("usr/lib")).unwrap();
+    let lib: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    fs::write(src.join("usr/lib/big.so"), &lib).unwrap();
+    fs::write(src.join("usr/lib/same.so"), &lib).unwrap();
     dpkg_status(
         &src,
         &[
@@ -420,6 +425,24 @@ fn root_btrfs_diff_reports_files_and_packages_that_differ() {
     std::os::unix::fs::chown(w.join("etc/owned"), Some(1000), Some(1000)).unwrap();
     fs::remove_file(w.join("usr/bin/python3")).unwrap();
     symlink("/usr/bin/python3.12", w.join("usr/bin/python3")).unwrap();
+    // One byte, same size, not synced: still in the page cache when diffed.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(w.join("usr/lib/big.so"))
+            .unwrap();
+        f.write_all_at(b"X", 700_000).unwrap();
+    }
+    let live = store.sidus(&["diff", &format!("lab@{a}"), "--json"]).json();
+    assert!(
+        live["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == "/usr/lib/big.so" && e["what"] == serde_json::json!(["content"])),
+        "{live}"
+    );
     dpkg_status(
         &w,
         &[
@@ -468,6 +491,7 @@ fn root_btrfs_diff_reports_files_and_packages_that_differ() {
             "added /opt/new/app",
             "modified /usr/bin/python3 target",
             "modified /usr/bin/tool mode",
+            "modified /usr/lib/big.so content",
             "modified /var/lib/dpkg/status size,content",
         ]
     );
@@ -491,7 +515,7 @@ fn root_btrfs_diff_reports_files_and_packages_that_differ() {
         assert!(has_row(&table, want), "{want} not in\n{table}");
     }
     assert!(
-        table.contains("(working tree): 3 added, 2 removed, 6 modified"),
+        table.contains("(working tree): 3 added, 2 removed, 7 modified"),
         "{table}"
     );
 
