@@ -178,8 +178,7 @@ mod tests {
             current: Some(ids[1].parse::<SnapshotId>().unwrap()),
             exported: vec![],
         };
-        let prot =
-            Protections::from_parts(&lab, &[], &[], &published, Some(&ids[0].parse().unwrap()));
+        let prot = Protections::from_parts(&lab, &[], &[], &published, &[ids[0].parse().unwrap()]);
         let policy = Policy {
             keep_last: 1,
             ..Policy::default()

@@ -51,9 +51,10 @@ fn publish(store: &TestStore, tree: &str, current: &str, exported: &[&str]) {
     fs::write(dir.join("state.json"), state.to_string()).unwrap();
 }
 
-/// Writes the session file of an unfinished `sidus run` (see src/protect.rs).
+/// Writes the in-progress file of an unfinished `sidus run` where it keeps it
+/// (see src/protect.rs).
 fn unfinished_run(store: &TestStore, tree: &str, pre: &str) {
-    let dir = store.mnt.join(".sidus/sessions");
+    let dir = store.mnt.join(".sidus/runs");
     fs::create_dir_all(&dir).unwrap();
     fs::write(
         dir.join(format!("{tree}.json")),
@@ -181,7 +182,7 @@ fn root_btrfs_prune_keeps_what_rules_and_protections_keep_and_says_why() {
     );
 
     // Without the protections, the policy alone would take five more.
-    fs::remove_file(store.mnt.join(".sidus/sessions/lab.json")).unwrap();
+    fs::remove_file(store.mnt.join(".sidus/runs/lab.json")).unwrap();
     fs::remove_file(store.mnt.join(".sidus/publish/state.json")).unwrap();
     store.sidus(&["unpin", "lab@paper-2026"]).ok();
     let mut args = vec!["prune", "lab"];
