@@ -9,6 +9,7 @@ mkdir -p "$src/etc" "$src/usr/bin" "$src/var/lib/dpkg"
 echo hello >"$src/etc/motd"
 echo keep >"$src/etc/perm"
 ln -s /usr/bin/python3.11 "$src/usr/bin/python3"
+head -c 1048576 /dev/urandom >"$src/usr/lib.so"   # real extents, shared by snapshots
 status() { printf 'Package: curl\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\n\n' "$1"; }
 status 7.88.1-10+deb12u5 >"$src/var/lib/dpkg/status"
 
@@ -20,6 +21,7 @@ echo changed >"$w/etc/motd"
 chmod 600 "$w/etc/perm"
 ln -sfn /usr/bin/python3.12 "$w/usr/bin/python3"
 echo new >"$w/etc/added"
+printf X | dd of="$w/usr/lib.so" bs=1 seek=600000 conv=notrunc status=none
 status 7.88.1-10+deb12u12 >"$w/var/lib/dpkg/status"
 b=$(sidus snapshot lab -m two)
 c=$(sidus snapshot lab -m three)
@@ -48,10 +50,13 @@ assert_eq "$(what /etc/motd)" "modified size,content"
 assert_eq "$(what /etc/perm)" "modified mode"
 assert_eq "$(what /usr/bin/python3)" "modified target"
 assert_eq "$(what /etc/added)" "added "
+assert_eq "$(what /usr/lib.so)" "modified content"
+printf Y | dd of="$w/usr/lib.so" bs=1 seek=700000 conv=notrunc status=none   # not synced
+assert_contains "$(sidus diff lab@latest)" "/usr/lib.so"
 p=$(sidus diff lab@paper lab@latest --packages --json)
 assert_eq "$(jq -r '.packages.upgraded[0] | "\(.name) \(.old) \(.new)"' <<<"$p")" \
     "curl 7.88.1-10+deb12u5 7.88.1-10+deb12u12"
-assert_contains "$(sidus diff lab@paper)" "1 added, 0 removed, 4 modified"
+assert_contains "$(sidus diff lab@paper)" "1 added, 0 removed, 5 modified"
 
 step "unpin, then the snapshot can go"
 sidus unpin paper
