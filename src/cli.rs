@@ -66,7 +66,7 @@ pub enum Command {
     Prune(PruneArgs),
     /// Show the files or Debian packages that differ between two snapshots.
     Diff(DiffArgs),
-    /// Show the space each snapshot holds exclusively, where the backend reports it.
+    /// Show the space each snapshot holds exclusively, where the backend reports it (btrfs: with quotas on).
     Du(TreeArg),
 }
 
@@ -159,7 +159,7 @@ pub struct PathArgs {
 /// `sidus log`
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Only this tree's entries.
+    /// Only the entries that concern this tree (its own, and clones made from it).
     #[arg(value_name = "TREE")]
     pub tree: Option<TreeName>,
     /// At most this many entries.

@@ -28,6 +28,18 @@ pub struct Entry {
     pub outcome: String,
 }
 
+impl Entry {
+    /// True when the entry acted on `tree`, or used one of its snapshots
+    /// (`clone lab@ID copy` is journaled under `copy` and concerns `lab` too).
+    pub fn concerns(&self, tree: &str) -> bool {
+        self.tree.as_deref() == Some(tree)
+            || self.snapshots.iter().any(|s| {
+                s.strip_prefix(tree)
+                    .is_some_and(|rest| rest.starts_with('@'))
+            })
+    }
+}
+
 /// The journal file of a store.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -56,7 +68,7 @@ impl Journal {
             .with_context(|| format!("append to journal {}", self.path.display()))
     }
 
-    /// Every entry, oldest first, optionally only those of `tree`. A damaged line
+    /// Every entry, oldest first, optionally only those that concern `tree`. A damaged line
     /// (a crash mid-write) is skipped rather than hiding the rest.
     pub fn read(&self, tree: Option<&str>) -> Result<Vec<Entry>> {
         let f = match std::fs::File::open(&self.path) {
@@ -70,7 +82,7 @@ impl Journal {
         for line in BufReader::new(f).lines() {
             let line = line.with_context(|| format!("read journal {}", self.path.display()))?;
             if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
-                if tree.is_none() || entry.tree.as_deref() == tree {
+                if tree.is_none_or(|t| entry.concerns(t)) {
                     out.push(entry);
                 }
             }
@@ -108,13 +120,20 @@ mod tests {
             .unwrap();
         j.append(&entry("b", "create")).unwrap();
         j.append(&entry("a", "snapshot")).unwrap();
+        let mut clone = entry("copy", "clone");
+        clone.snapshots = vec!["a@20261125T101500Z".into()];
+        j.append(&clone).unwrap();
+        let mut other = entry("ab", "clone");
+        other.snapshots = vec!["abc@20261125T101500Z".into()];
+        j.append(&other).unwrap();
         let a: Vec<_> = j
             .read(Some("a"))
             .unwrap()
             .into_iter()
             .map(|e| e.action)
             .collect();
-        assert_eq!(a, ["create", "snapshot"]);
-        assert_eq!(j.read(None).unwrap().len(), 3);
+        assert_eq!(a, ["create", "snapshot", "clone"]);
+        assert_eq!(j.read(None).unwrap().len(), 5);
+        assert_eq!(j.read(Some("copy")).unwrap().len(), 1);
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 mod commands;
 pub mod config;
 pub mod diff;
+pub mod extents;
 pub mod journal;
 pub mod lock;
 mod logging;
@@ -39,6 +40,24 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// The error and its causes as one line, `a: b: c`. A cause whose text the
+/// line already ends with is left out: backend errors print their source in
+/// their own message, and it must not appear twice.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Parses the command line, runs it, prints any error once, and gives the exit code.
 pub fn run() -> ExitCode {
     // `sidus log | head` must end quietly, as other Unix tools do, not panic.
@@ -51,12 +70,27 @@ pub fn run() -> ExitCode {
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sidus: {e:#}");
+            eprintln!("sidus: {}", error_chain(&e));
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_line_names_each_cause_once() {
+        let io = std::io::Error::other("disk on fire");
+        let backend = sidus_backends::BackendError::io("read", "/x", io);
+        let e = anyhow::Error::new(backend).context("prune 'lab'");
+        assert_eq!(error_chain(&e), "prune 'lab': read /x: disk on fire");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_chain(&e), "outer: inner");
     }
 }

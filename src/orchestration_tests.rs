@@ -145,3 +145,80 @@ fn clone_without_ref_snapshots_the_source_first() {
     assert_eq!(origin.message, "cloned to exp");
     assert_eq!(fake.content(&name("exp")), "now");
 }
+
+#[test]
+fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
+    let (dir, store, _fake) = store();
+    let lab = name("lab");
+    store.backend.create_tree(&lab).unwrap();
+    let snap = || {
+        trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "", RunFacts::default())
+            .unwrap()
+            .id
+    };
+    let (pinned, published, pre, free) = (snap(), snap(), snap(), snap());
+    let state = store.state_dir().clone();
+    crate::pins::Pins::new(&state)
+        .update(&store, |list| {
+            crate::pins::add(
+                list,
+                crate::pins::Pin {
+                    tree: lab.clone(),
+                    id: pinned.clone(),
+                    label: Some("paper".parse().unwrap()),
+                    note: String::new(),
+                    user: "alice".into(),
+                    pinned_at: chrono::Utc::now(),
+                },
+            )
+        })
+        .unwrap();
+    std::fs::create_dir_all(state.join("publish")).unwrap();
+    std::fs::write(
+        state.join("publish/state.json"),
+        format!(
+            r#"{{"trees": {{"lab": {{"current": "{published}", "exported": ["{published}"]}}}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(state.join("runs")).unwrap();
+    std::fs::write(
+        state.join("runs/lab.json"),
+        format!(r#"{{"pre": "{pre}"}}"#),
+    )
+    .unwrap();
+
+    let refused = |id: &sidus_backends::SnapshotId| {
+        trees::delete(&store, &r(&format!("lab@{id}")))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        refused(&pinned),
+        format!("refusing to delete lab@{pinned}: it is pinned as 'paper'")
+    );
+    assert!(refused(&published).ends_with("it is published (current)"));
+    assert!(refused(&pre).ends_with("it is the pre snapshot of an unfinished `sidus run`"));
+    let err = trees::destroy(&store, &lab).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("lab@{pinned} is pinned as 'paper'")),
+        "{err}"
+    );
+
+    let policy = crate::retention::Policy {
+        keep_last: 1,
+        ..Default::default()
+    };
+    let out = crate::prune::prune(&store, &lab, &policy, false).unwrap();
+    let gone: Vec<_> = out.removed().map(|v| v.snapshot.id.clone()).collect();
+    assert!(
+        gone.is_empty(),
+        "the newest is kept by the rule, the rest protected"
+    );
+    std::fs::remove_file(state.join("runs/lab.json")).unwrap();
+    let out = crate::prune::prune(&store, &lab, &policy, false).unwrap();
+    let gone: Vec<_> = out.removed().map(|v| v.snapshot.id.clone()).collect();
+    assert_eq!(gone, [pre]);
+    trees::delete(&store, &r(&format!("lab@{free}"))).unwrap();
+    drop(dir);
+}

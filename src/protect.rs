@@ -11,9 +11,11 @@
 //!   ```
 //!   `current` is the snapshot clients boot now; `exported` every snapshot an
 //!   export (NFS or otherwise) still serves. Both are protected.
-//! - an unfinished `sidus run`, from `<state_dir>/sessions/<tree>.json` when it
-//!   exists, holding at least `{"pre": "ID"}`: that `pre` snapshot is what the
-//!   run rolls back to, so it stays while the session file does.
+//! - an unfinished `sidus run`, from its in-progress file when it exists,
+//!   holding at least `{"pre": "ID"}`: that `pre` snapshot is what the run
+//!   rolls back to, so it stays while the file does. `sidus run` writes
+//!   `<state_dir>/runs/<tree>.json` (src/transaction/record.rs);
+//!   `<state_dir>/sessions/<tree>.json`, the name first agreed, is read too.
 //!
 //! A state file that exists but cannot be read fails the decision: when in doubt,
 //! nothing is deleted.
@@ -99,13 +101,9 @@ impl Protections {
         let trees = store.backend.list_trees()?;
         let pins = Pins::new(store.state_dir()).of_tree(tree)?;
         let published = published(store.state_dir(), tree)?;
-        let pre = session_pre(store.state_dir(), tree)?;
+        let pre = run_pre(store.state_dir(), tree)?;
         Ok(Protections::from_parts(
-            tree,
-            &trees,
-            &pins,
-            &published,
-            pre.as_ref(),
+            tree, &trees, &pins, &published, &pre,
         ))
     }
 
@@ -115,7 +113,7 @@ impl Protections {
         trees: &[TreeRecord],
         pins: &[Pin],
         published: &Published,
-        run_pre: Option<&SnapshotId>,
+        run_pre: &[SnapshotId],
     ) -> Protections {
         let mut p = Protections::default();
         for pin in pins.iter().filter(|p| &p.tree == tree) {
@@ -144,7 +142,7 @@ impl Protections {
                 );
             }
         }
-        if let Some(id) = run_pre {
+        for id in run_pre {
             p.add(id, Protection::RunPre);
         }
         p
@@ -186,10 +184,22 @@ pub fn published(state_dir: &Path, tree: &TreeName) -> Result<Published> {
     Ok(state.trees.get(tree.as_str()).cloned().unwrap_or_default())
 }
 
-/// The `pre` snapshot of `tree`'s unfinished run, from its session file.
-pub fn session_pre(state_dir: &Path, tree: &TreeName) -> Result<Option<SnapshotId>> {
-    let path = state_dir.join("sessions").join(format!("{tree}.json"));
-    Ok(read_optional::<Session>(&path)?.and_then(|s| s.pre))
+/// Where an unfinished run of a tree keeps its state, relative to the state
+/// directory: where `sidus run` writes it, and the name first agreed.
+const RUN_FILES: [&str; 2] = ["runs", "sessions"];
+
+/// The `pre` snapshots of `tree`'s unfinished run, from its in-progress files.
+pub fn run_pre(state_dir: &Path, tree: &TreeName) -> Result<Vec<SnapshotId>> {
+    let mut out = Vec::new();
+    for dir in RUN_FILES {
+        let path = state_dir.join(dir).join(format!("{tree}.json"));
+        if let Some(pre) = read_optional::<Session>(&path)?.and_then(|s| s.pre) {
+            if !out.contains(&pre) {
+                out.push(pre);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
@@ -251,7 +261,7 @@ mod tests {
             current: Some(id(B)),
             exported: vec![id(B), id(C)],
         };
-        let p = Protections::from_parts(&lab, &trees, &pins, &published, Some(&id(D)));
+        let p = Protections::from_parts(&lab, &trees, &pins, &published, &[id(D)]);
         assert_eq!(
             describe(p.of(&id(A))),
             "pinned as 'paper-2026', the origin of clone 'paper'"
@@ -265,7 +275,7 @@ mod tests {
         assert!(p.of(&id(E)).is_empty());
         // Another tree's origins and pins do not protect this tree's IDs.
         let other: TreeName = "other".parse().unwrap();
-        let q = Protections::from_parts(&other, &trees, &pins, &Published::default(), None);
+        let q = Protections::from_parts(&other, &trees, &pins, &Published::default(), &[]);
         assert_eq!(describe(q.of(&id(B))), "the origin of clone 'elsewhere'");
         assert!(q.of(&id(A)).is_empty());
     }
@@ -275,9 +285,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lab: TreeName = "lab".parse().unwrap();
         assert_eq!(published(dir.path(), &lab).unwrap(), Published::default());
-        assert_eq!(session_pre(dir.path(), &lab).unwrap(), None);
+        assert!(run_pre(dir.path(), &lab).unwrap().is_empty());
         std::fs::create_dir_all(dir.path().join("publish")).unwrap();
         std::fs::create_dir_all(dir.path().join("sessions")).unwrap();
+        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
         std::fs::write(
             dir.path().join("publish/state.json"),
             format!(
@@ -292,9 +303,18 @@ mod tests {
         .unwrap();
         let p = published(dir.path(), &lab).unwrap();
         assert_eq!((p.current, p.exported), (Some(id(A)), vec![id(B)]));
-        assert_eq!(session_pre(dir.path(), &lab).unwrap(), Some(id(C)));
+        assert_eq!(run_pre(dir.path(), &lab).unwrap(), [id(C)]);
+        // The record `sidus run` writes (src/transaction/record.rs), trimmed.
+        std::fs::write(
+            dir.path().join("runs/lab.json"),
+            format!(
+                r#"{{"tree": "lab", "pre": "{D}", "on_failure": "rollback", "phase": "running", "pid": 7}}"#
+            ),
+        )
+        .unwrap();
+        assert_eq!(run_pre(dir.path(), &lab).unwrap(), [id(D), id(C)]);
         std::fs::write(dir.path().join("sessions/lab.json"), "{trunc").unwrap();
-        let e = session_pre(dir.path(), &lab).unwrap_err();
+        let e = run_pre(dir.path(), &lab).unwrap_err();
         assert!(format!("{e:#}").contains("needed to know which snapshots are protected"));
     }
 }

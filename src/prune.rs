@@ -4,7 +4,7 @@
 use crate::protect::{Protection, Protections};
 use crate::retention::{self, Policy, Reason};
 use crate::store::Store;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use sidus_backends::{Snapshot, TreeName};
 
@@ -64,7 +64,8 @@ pub struct Outcome {
     pub dry_run: bool,
     /// Every snapshot's verdict, oldest first.
     pub snapshots: Vec<Verdict>,
-    /// Bytes the removed snapshots held exclusively, where the backend reports it.
+    /// Bytes the removed snapshots held exclusively (at least what removing them
+    /// frees), where the backend reports it for each.
     pub freed_bytes: Option<u64>,
 }
 
@@ -87,31 +88,26 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
     let snaps = store.backend.list_snapshots(Some(tree))?;
     let protections = Protections::load(store, tree)?;
     let verdicts = plan(snaps, policy, &protections);
-    let space = if store.backend.capabilities().snapshot_space {
-        Some(store.backend.snapshot_space(tree)?)
-    } else {
-        None
-    };
-    let freed_bytes = space.map(|s| {
-        verdicts
+    let freed_bytes = freed(store, tree, &verdicts);
+    if !dry_run {
+        let doomed: Vec<_> = verdicts
             .iter()
             .filter(|v| !v.keep)
-            .filter_map(|v| s.get(&v.snapshot.id))
-            .sum()
-    });
-    if !dry_run {
-        let doomed: Vec<_> = verdicts.iter().filter(|v| !v.keep).collect();
-        for (done, v) in doomed.iter().enumerate() {
-            store
-                .backend
-                .delete_snapshot(tree, &v.snapshot.id)
-                .with_context(|| {
-                    let gone: Vec<String> = doomed[..done]
+            .map(|v| v.snapshot.id.clone())
+            .collect();
+        if let Err(e) = store.backend.delete_snapshots(tree, &doomed) {
+            // Some may be gone already: say which, from the storage itself.
+            let what = match store.backend.snapshot_ids(tree) {
+                Ok(left) => {
+                    let left: std::collections::HashSet<_> = left.into_iter().collect();
+                    let gone: Vec<String> = doomed
                         .iter()
-                        .map(|v| v.snapshot.id.to_string())
+                        .filter(|id| !left.contains(*id))
+                        .map(|id| id.to_string())
                         .collect();
                     format!(
-                        "prune '{tree}': removed {done} of {} snapshots ({}) before this failed",
+                        "removed {} of {} snapshots ({}) before this failed",
+                        gone.len(),
                         doomed.len(),
                         if gone.is_empty() {
                             "none".into()
@@ -119,7 +115,13 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
                             gone.join(" ")
                         }
                     )
-                })?;
+                }
+                Err(_) => format!(
+                    "some of {} snapshots may be removed (see `sidus snapshots {tree}`)",
+                    doomed.len()
+                ),
+            };
+            return Err(anyhow::Error::new(e).context(format!("prune '{tree}': {what}")));
         }
     }
     Ok(Outcome {
@@ -129,6 +131,28 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
         snapshots: verdicts,
         freed_bytes,
     })
+}
+
+/// The bytes the snapshots that go hold exclusively, when the backend knows it
+/// for every one of them: a lower bound of what deleting them frees (blocks
+/// shared only among them are freed too). Informational, so a failure to read
+/// it is a warning, not a failed prune.
+fn freed(store: &Store, tree: &TreeName, verdicts: &[Verdict]) -> Option<u64> {
+    if !store.backend.capabilities().snapshot_space {
+        return None;
+    }
+    let space = match store.backend.snapshot_space(tree) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot tell the space snapshots of '{tree}' hold: {e}");
+            return None;
+        }
+    };
+    verdicts
+        .iter()
+        .filter(|v| !v.keep)
+        .map(|v| space.get(&v.snapshot.id).copied())
+        .sum()
 }
 
 #[cfg(test)]
@@ -154,8 +178,7 @@ mod tests {
             current: Some(ids[1].parse::<SnapshotId>().unwrap()),
             exported: vec![],
         };
-        let prot =
-            Protections::from_parts(&lab, &[], &[], &published, Some(&ids[0].parse().unwrap()));
+        let prot = Protections::from_parts(&lab, &[], &[], &published, &[ids[0].parse().unwrap()]);
         let policy = Policy {
             keep_last: 1,
             ..Policy::default()

@@ -316,6 +316,84 @@ mod tests {
     }
 
     #[test]
+    fn buckets_follow_iso_weeks_and_years_across_new_year() {
+        // 2025-12-29 is the Monday of ISO week 2026-W01; 2025-12-28 is 2025-W52.
+        let ids: Vec<SnapshotId> = [
+            "20251228T230000Z",
+            "20251229T010000Z",
+            "20260102T120000Z",
+            "20261231T120000Z", // 2026-W53
+            "20271231T120000Z", // 2027-W52: same month number, another year
+        ]
+        .iter()
+        .map(|s| id(s))
+        .collect();
+        let reasons = |policy: Policy| -> Vec<String> {
+            select(&ids, &policy)
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect()
+        };
+        assert_eq!(
+            reasons(p(0, 0, 0, 10, 0)),
+            [
+                "weekly 2025-W52",
+                "",
+                "weekly 2026-W01",
+                "weekly 2026-W53",
+                "weekly 2027-W52"
+            ]
+        );
+        assert_eq!(
+            reasons(p(0, 0, 0, 0, 10)),
+            [
+                "",
+                "monthly 2025-12",
+                "monthly 2026-01",
+                "monthly 2026-12",
+                "monthly 2027-12"
+            ]
+        );
+        // Hours of different days are different buckets.
+        assert_eq!(
+            reasons(p(0, 3, 0, 0, 0)),
+            [
+                "",
+                "",
+                "hourly 2026-01-02T12",
+                "hourly 2026-12-31T12",
+                "hourly 2027-12-31T12"
+            ]
+        );
+    }
+
+    #[test]
+    fn keep_last_counts_snapshots_not_buckets() {
+        // Three snapshots in one hour: last 2 keeps two of them, hourly 1 one.
+        let ids = [
+            id("20261125T100000Z"),
+            id("20261125T101000Z"),
+            id("20261125T102000Z"),
+        ];
+        let v = select(&ids, &p(2, 1, 0, 0, 0));
+        let text: Vec<String> = v
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect();
+        assert_eq!(text, ["", "last 2/2", "last 1/2, hourly 2026-11-25T10"]);
+    }
+
+    #[test]
     fn empty_policy_and_empty_history() {
         assert!(Policy::default().is_empty());
         assert!(!p(0, 0, 0, 0, 1).is_empty());

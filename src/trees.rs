@@ -1,6 +1,7 @@
 //! What sidus does to trees and snapshots, and what it refuses: the policy on top
 //! of a backend's mechanism. Callers hold the tree's lock where noted.
 
+use crate::protect::{describe, Protections};
 use crate::refs::{resolve, TreeRef};
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
@@ -187,37 +188,28 @@ pub fn rollback_locked(store: &Store, target: &Snapshot) -> Result<(Snapshot, Sn
     Ok((safety, target.clone()))
 }
 
-/// Why `tree@id` must not be deleted: one reason per protection, empty when free.
-pub fn protections(trees: &[TreeRecord], tree: &TreeName, id: &SnapshotId) -> Vec<String> {
-    trees
-        .iter()
-        .filter(|t| {
-            t.origin
-                .as_ref()
-                .is_some_and(|o| &o.tree == tree && &o.id == id)
-        })
-        .map(|t| format!("origin of clone '{}'", t.name))
-        .collect()
-}
-
-/// Deletes one snapshot unless something protects it.
+/// Deletes one snapshot unless something protects it (see [`crate::protect`]):
+/// a pin, publishing, a clone made from it, an unfinished run.
 pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
     let _lock = store.lock(&r.tree)?;
     let snap = resolve_ref(store, r)?;
-    let reasons = protections(&store.backend.list_trees()?, &snap.tree, &snap.id);
+    let protections = Protections::load(store, &snap.tree)?;
+    let reasons = protections.of(&snap.id);
     if !reasons.is_empty() {
         bail!(
-            "refusing to delete {}@{}: it is the {}",
+            "refusing to delete {}@{}: it is {}",
             snap.tree,
             snap.id,
-            reasons.join(", ")
+            describe(reasons)
         );
     }
     store.backend.delete_snapshot(&snap.tree, &snap.id)?;
     Ok(snap)
 }
 
-/// Removes a tree and all its snapshots unless another tree was cloned from it.
+/// Removes a tree and all its snapshots unless another tree was cloned from it
+/// or one of its snapshots is otherwise protected (pinned, published, the `pre`
+/// of an unfinished run).
 pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
     let _lock = store.lock(tree)?;
     let trees = store.backend.list_trees()?;
@@ -241,6 +233,18 @@ pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
             dependents.join(", ")
         );
     }
+    let protections = Protections::load(store, tree)?;
+    let mut protected: Vec<String> = protections
+        .iter()
+        .map(|(id, why)| format!("{tree}@{id} is {}", describe(why)))
+        .collect();
+    if !protected.is_empty() {
+        protected.sort();
+        bail!(
+            "refusing to destroy tree '{tree}': {}",
+            protected.join("; ")
+        );
+    }
     store.backend.destroy_tree(tree)?;
     Ok(())
 }
@@ -253,35 +257,5 @@ pub fn path(store: &Store, r: &TreeRef) -> Result<PathBuf> {
             let snap = resolve_ref(store, r)?;
             Ok(store.backend.snapshot_path(&snap.tree, &snap.id)?)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use sidus_backends::Origin;
-
-    #[test]
-    fn origin_of_a_clone_is_protected_and_names_the_clone() {
-        let tree: TreeName = "lab".parse().unwrap();
-        let id: SnapshotId = "20261125T101500Z".parse().unwrap();
-        let other: SnapshotId = "20261125T101501Z".parse().unwrap();
-        let trees = vec![
-            TreeRecord {
-                name: tree.clone(),
-                path: "/x".into(),
-                origin: None,
-            },
-            TreeRecord {
-                name: "paper".parse().unwrap(),
-                path: "/y".into(),
-                origin: Some(Origin {
-                    tree: tree.clone(),
-                    id: id.clone(),
-                }),
-            },
-        ];
-        assert_eq!(protections(&trees, &tree, &id), ["origin of clone 'paper'"]);
-        assert!(protections(&trees, &tree, &other).is_empty());
     }
 }

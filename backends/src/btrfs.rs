@@ -10,12 +10,14 @@
 //! .sidus/                      state kept by the sidus crate (journal, locks)
 //! ```
 
+use crate::btrfs_qgroup;
 use crate::fsutil::{read_json, write_json_atomic};
 use crate::runner::Runner;
 use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
     TreeName, TreeRecord,
 };
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -214,7 +216,11 @@ impl Backend for Btrfs {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
+        Capabilities {
+            // When quotas are enabled; see btrfs_qgroup.
+            snapshot_space: true,
+            ..Capabilities::default()
+        }
     }
 
     fn init_store(&self) -> Result<()> {
@@ -396,6 +402,30 @@ impl Backend for Btrfs {
         }
     }
 
+    fn delete_snapshots(&self, tree: &TreeName, ids: &[SnapshotId]) -> Result<()> {
+        let paths = ids
+            .iter()
+            .map(|id| self.require_snapshot(tree, id))
+            .collect::<Result<Vec<_>>>()?;
+        let deleted = self.delete_subvolumes(
+            &format!("delete {} snapshots of '{tree}'", ids.len()),
+            &paths,
+        );
+        // Sidecars go with their subvolumes, also those a failed batch removed.
+        for (id, path) in ids.iter().zip(&paths) {
+            if !path.exists() {
+                let meta = self.meta_file(tree, id);
+                match fs::remove_file(&meta) {
+                    Err(e) if e.kind() != ErrorKind::NotFound && deleted.is_ok() => {
+                        return Err(BackendError::io("remove", meta, e))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        deleted
+    }
+
     fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
         self.require_snapshot(tree, id)
     }
@@ -454,5 +484,37 @@ impl Backend for Btrfs {
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {
         Ok(None)
+    }
+
+    fn snapshot_space(&self, tree: &TreeName) -> Result<BTreeMap<SnapshotId, u64>> {
+        let working = self.require_tree(tree)?;
+        let shown = self.runner.run_string(&argv![
+            "btrfs", "--format", "json", "qgroup", "show", "--raw", "--sync", &self.root
+        ]);
+        let json = match shown {
+            Ok(json) => json,
+            // The admin has not enabled quotas: the space is unknown, not an error.
+            Err(e) if e.stderr.contains("quotas not enabled") => return Ok(BTreeMap::new()),
+            Err(e) => return Err(BackendError::command("read btrfs quota groups", e)),
+        };
+        let qgroups =
+            btrfs_qgroup::parse(&json).map_err(|detail| BackendError::UnexpectedOutput {
+                tool: "btrfs qgroup show".into(),
+                detail,
+            })?;
+        let rootid = self
+            .runner
+            .run_string(&argv!["btrfs", "inspect-internal", "rootid", &working])
+            .map_err(|e| {
+                BackendError::command(format!("find the subvolume of tree '{tree}'"), e)
+            })?;
+        let working_id = rootid
+            .trim()
+            .parse()
+            .map_err(|_| BackendError::UnexpectedOutput {
+                tool: "btrfs inspect-internal rootid".into(),
+                detail: format!("not a subvolume ID: '{}'", rootid.trim()),
+            })?;
+        Ok(btrfs_qgroup::snapshot_space(&qgroups, tree, working_id))
     }
 }

@@ -6,6 +6,7 @@
 //! crate. Nothing here knows the CLI, the journal or publishing.
 
 pub mod btrfs;
+mod btrfs_qgroup;
 pub mod fake;
 mod fsutil;
 pub mod lvm;
@@ -105,7 +106,9 @@ impl BackendError {
 /// never on the backend's name.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Capabilities {
-    /// It reports the space each snapshot holds exclusively.
+    /// It can report the space each snapshot holds exclusively (btrfs: only
+    /// when quotas are enabled); snapshots missing from
+    /// [`Backend::snapshot_space`] are of unknown size.
     pub snapshot_space: bool,
     /// It can put a hold on a snapshot that storage itself enforces (zfs hold).
     pub holds: bool,
@@ -164,6 +167,15 @@ pub trait Backend {
     fn snapshot(&self, snap: &Snapshot) -> Result<()>;
     /// Deletes one snapshot.
     fn delete_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<()>;
+    /// Deletes several snapshots of one tree (a prune); backends override it
+    /// where one storage command can remove many. When it fails, some may be
+    /// gone already: the caller lists the snapshots again to know which.
+    fn delete_snapshots(&self, tree: &TreeName, ids: &[SnapshotId]) -> Result<()> {
+        for id in ids {
+            self.delete_snapshot(tree, id)?;
+        }
+        Ok(())
+    }
     /// A read-only view of a snapshot's content, mounted if needed.
     fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf>;
     /// Creates `new` as a writable copy of `tree@id`, in time independent of size,
@@ -208,7 +220,8 @@ pub trait Backend {
             })
     }
     /// Bytes each snapshot of `tree` holds exclusively, for backends with
-    /// [`Capabilities::snapshot_space`]; empty for the others.
+    /// [`Capabilities::snapshot_space`]; a snapshot left out is of unknown size
+    /// (every one, for the other backends).
     fn snapshot_space(
         &self,
         _tree: &TreeName,

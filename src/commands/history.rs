@@ -1,9 +1,7 @@
-//! Living with many snapshots: pin, unpin, pins, prune, diff, du.
+//! Living with many snapshots: pin, unpin, pins, prune, du.
 
-use crate::cli::{DiffArgs, PinArgs, PinsArgs, PruneArgs, UnpinArgs};
-use crate::diff::{self, Change, Entry};
+use crate::cli::{PinArgs, PinsArgs, PruneArgs, UnpinArgs};
 use crate::output::{json as print_json, or_dash, table};
-use crate::packages::{self, PackageDiff};
 use crate::pins::{self, Pin, PinOutcome, Pins, HOLD_TAG};
 use crate::prune;
 use crate::refs::TreeRef;
@@ -11,9 +9,8 @@ use crate::retention::Policy;
 use crate::store::Store;
 use crate::trees;
 use crate::UsageError;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use sidus_backends::{BackendError, TreeName};
-use std::path::PathBuf;
 
 pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
     let outcome = store.journaled("pin", Some(&a.target.tree), || {
@@ -68,17 +65,21 @@ fn find_pin(store: &Store, target: &TreeRef) -> Result<Pin> {
     let all = Pins::new(store.state_dir()).load()?;
     let Some(reference) = &target.reference else {
         let label = target.tree.as_str();
-        let mut hits = all
+        let hits: Vec<&Pin> = all
             .iter()
-            .filter(|p| p.label.as_ref().is_some_and(|l| l.as_str() == label));
-        return match (hits.next(), hits.next()) {
-            (Some(p), None) => Ok(p.clone()),
-            (Some(a), Some(b)) => bail!(
-                "label '{label}' is used in several trees ({}, {}, ...): say which, as TREE@{label}",
-                a.tree,
-                b.tree
-            ),
-            (None, _) => bail!("no pin labelled '{label}' (see `sidus pins`; or give TREE@REF)"),
+            .filter(|p| p.label.as_ref().is_some_and(|l| l.as_str() == label))
+            .collect();
+        return match hits.as_slice() {
+            [p] => Ok((*p).clone()),
+            [] => bail!("no pin labelled '{label}' (see `sidus pins`; or give TREE@REF)"),
+            many => {
+                let mut trees: Vec<&str> = many.iter().map(|p| p.tree.as_str()).collect();
+                trees.sort();
+                bail!(
+                    "label '{label}' is used in several trees ({}): say which, as TREE@{label}",
+                    trees.join(", ")
+                )
+            }
         };
     };
     if let Some(p) = pins::find_label(&all, &target.tree, reference) {
@@ -137,6 +138,13 @@ pub fn pins(store: &Store, json: bool, a: &PinsArgs) -> Result<()> {
     list.sort_by(|a, b| (&a.tree, &a.id).cmp(&(&b.tree, &b.id)));
     if json {
         print_json(&list);
+        return Ok(());
+    }
+    if list.is_empty() {
+        match &a.tree {
+            Some(t) => println!("no snapshot of '{t}' is pinned"),
+            None => println!("no snapshot is pinned"),
+        }
         return Ok(());
     }
     let rows = list
@@ -224,12 +232,10 @@ pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
     let gone = outcome.removed().count();
     let total = outcome.snapshots.len();
     let space = match outcome.freed_bytes {
-        Some(b) if a.dry_run => format!("; frees {}", human_bytes(b)),
-        Some(b) => format!("; freed {}", human_bytes(b)),
-        None => format!(
-            "; space freed is not reported by the {} backend",
-            store.backend.kind()
-        ),
+        _ if gone == 0 => String::new(),
+        Some(b) if a.dry_run => format!("; frees at least {}", human_bytes(b)),
+        Some(b) => format!("; freed at least {}", human_bytes(b)),
+        None => format!("; space freed: {}", space_unknown(store)),
     };
     println!(
         "{}{verb} {gone} of {total} snapshots of '{}', kept {} ({policy}){space}",
@@ -238,6 +244,23 @@ pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
         total - gone,
     );
     Ok(())
+}
+
+/// Why the space snapshots hold is not shown, with what to do about it.
+fn space_unknown(store: &Store) -> String {
+    let kind = store.backend.kind();
+    if kind == "btrfs" {
+        // The only backend that can tell, but only with quotas on (btrfs_qgroup.rs).
+        let path = store
+            .config
+            .btrfs
+            .as_ref()
+            .map(|b| b.path.display().to_string())
+            .unwrap_or_else(|| "STORE_PATH".into());
+        format!("unknown (btrfs reports it only with quotas enabled: btrfs quota enable {path})")
+    } else {
+        format!("not reported by the {kind} backend")
+    }
 }
 
 /// `1536` -> `1.5 KiB`.
@@ -256,167 +279,15 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// A side of a diff: its name as shown, and where its content is.
-fn side(store: &Store, r: &TreeRef) -> Result<(String, PathBuf)> {
-    match &r.reference {
-        None => Ok((format!("{} (working tree)", r.tree), trees::path(store, r)?)),
-        Some(_) => {
-            let snap = trees::resolve_ref(store, r)?;
-            let path = store.backend.snapshot_path(&snap.tree, &snap.id)?;
-            Ok((format!("{}@{}", snap.tree, snap.id), path))
-        }
-    }
-}
-
-pub fn diff(store: &Store, json: bool, a: &DiffArgs) -> Result<()> {
-    if a.from.reference.is_none() {
-        bail!(UsageError(format!(
-            "'{}' names no snapshot: use {0}@ID, {0}@LABEL or {0}@latest",
-            a.from.tree
-        )));
-    }
-    let to = a.to.clone().unwrap_or_else(|| TreeRef {
-        tree: a.from.tree.clone(),
-        reference: None,
-    });
-    let (from_name, from_path) = side(store, &a.from)?;
-    let (to_name, to_path) = side(store, &to)?;
-    if a.packages {
-        let old = packages::read_status_in(&from_path)
-            .with_context(|| format!("read the package status of {from_name}"))?;
-        let new = packages::read_status_in(&to_path)
-            .with_context(|| format!("read the package status of {to_name}"))?;
-        let (old, new) = match (old, new) {
-            (None, None) => bail!(
-                "neither {from_name} nor {to_name} has a dpkg status (var/lib/dpkg/status): not Debian trees"
-            ),
-            (o, n) => {
-                for (name, s) in [(&from_name, &o), (&to_name, &n)] {
-                    if s.is_none() {
-                        eprintln!("sidus: note: {name} has no var/lib/dpkg/status; counted as no packages");
-                    }
-                }
-                (o.unwrap_or_default(), n.unwrap_or_default())
-            }
-        };
-        let d = packages::diff(&packages::parse_status(&old), &packages::parse_status(&new));
-        if json {
-            print_json(&serde_json::json!({ "from": from_name, "to": to_name, "packages": d }));
-        } else {
-            print_packages(&d);
-        }
-        return Ok(());
-    }
-    let entries = diff::diff_trees(&from_path, &to_path)
-        .with_context(|| format!("compare {from_name} with {to_name}"))?;
-    if json {
-        print_json(&serde_json::json!({ "from": from_name, "to": to_name, "files": entries }));
-    } else {
-        print_files(&entries);
-    }
-    Ok(())
-}
-
-fn print_packages(d: &PackageDiff) {
-    let mut archs: std::collections::HashMap<&str, std::collections::HashSet<&str>> =
-        Default::default();
-    for p in d.installed.iter().chain(&d.removed) {
-        archs.entry(&p.name).or_default().insert(&p.arch);
-    }
-    for c in d.upgraded.iter().chain(&d.downgraded) {
-        archs.entry(&c.name).or_default().insert(&c.arch);
-    }
-    let name = |n: &str, a: &str| {
-        if archs.get(n).is_some_and(|s| s.len() > 1) {
-            format!("{n}:{a}")
-        } else {
-            n.to_string()
-        }
-    };
-    let mut rows = Vec::new();
-    for p in &d.installed {
-        rows.push(vec![
-            "installed".into(),
-            name(&p.name, &p.arch),
-            "-".into(),
-            p.version.clone(),
-        ]);
-    }
-    for p in &d.removed {
-        rows.push(vec![
-            "removed".into(),
-            name(&p.name, &p.arch),
-            p.version.clone(),
-            "-".into(),
-        ]);
-    }
-    for (what, list) in [("upgraded", &d.upgraded), ("downgraded", &d.downgraded)] {
-        for c in list {
-            rows.push(vec![
-                what.into(),
-                name(&c.name, &c.arch),
-                c.old.clone(),
-                c.new.clone(),
-            ]);
-        }
-    }
-    table(&["CHANGE", "PACKAGE", "OLD", "NEW"], rows);
-}
-
-fn print_files(entries: &[Entry]) {
-    let rows = entries
-        .iter()
-        .map(|e| {
-            let (sign, attrs) = match e.change {
-                Change::Added => ("+", e.new.as_ref()),
-                Change::Removed => ("-", e.old.as_ref()),
-                Change::Modified => ("M", e.new.as_ref()),
-            };
-            let kind = attrs.map(|a| a.kind.as_str()).unwrap_or("?");
-            vec![sign.into(), kind.into(), e.path.clone(), detail(e)]
-        })
-        .collect();
-    table(&["CHANGE", "TYPE", "PATH", "DETAIL"], rows);
-}
-
-/// What changed in a modified entry, old -> new.
-fn detail(e: &Entry) -> String {
-    use crate::diff::Aspect;
-    let (Some(o), Some(n)) = (&e.old, &e.new) else {
-        return String::new();
-    };
-    e.what
-        .iter()
-        .map(|w| match w {
-            Aspect::Type => format!("type {} -> {}", o.kind.as_str(), n.kind.as_str()),
-            Aspect::Mode => format!("mode {} -> {}", o.mode, n.mode),
-            Aspect::Owner => format!("owner {}:{} -> {}:{}", o.uid, o.gid, n.uid, n.gid),
-            Aspect::Size => format!("size {} -> {}", or_dash(o.size), or_dash(n.size)),
-            Aspect::Content => "content".into(),
-            Aspect::Target => format!(
-                "target {} -> {}",
-                or_dash(o.target.as_ref()),
-                or_dash(n.target.as_ref())
-            ),
-            Aspect::Device => format!(
-                "device {} -> {}",
-                or_dash(o.device.as_ref()),
-                or_dash(n.device.as_ref())
-            ),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
     trees::find_tree(store, tree)?;
     let snaps = store.backend.list_snapshots(Some(tree))?;
-    let reported = store.backend.capabilities().snapshot_space;
-    let space = if reported {
+    let space = if store.backend.capabilities().snapshot_space {
         store.backend.snapshot_space(tree)?
     } else {
         Default::default()
     };
+    let reported = snaps.is_empty() || !space.is_empty();
     if json {
         let list: Vec<_> = snaps
             .iter()
@@ -436,11 +307,15 @@ pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
         }));
         return Ok(());
     }
+    if snaps.is_empty() {
+        println!("tree '{tree}' has no snapshots");
+        return Ok(());
+    }
     if !reported {
         println!(
-            "space held by each snapshot is not reported by the {} backend ({} snapshots in '{tree}')",
-            store.backend.kind(),
-            snaps.len()
+            "space held by each of the {} snapshots of '{tree}': {}",
+            snaps.len(),
+            space_unknown(store)
         );
         return Ok(());
     }

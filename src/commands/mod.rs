@@ -1,5 +1,6 @@
 //! One function per subcommand: open the store, call the policy in `trees`, print.
 
+mod diff;
 mod history;
 mod init;
 mod read;
@@ -55,7 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Unpin(a) => history::unpin(&store, json, &a),
         Command::Pins(a) => history::pins(&store, json, &a),
         Command::Prune(a) => history::prune(&store, json, &a),
-        Command::Diff(a) => history::diff(&store, json, &a),
+        Command::Diff(a) => diff::diff(&store, json, &a),
         Command::Du(a) => history::du(&store, json, &a.tree),
     }
 }

@@ -102,6 +102,16 @@ pub fn path(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
     Ok(())
 }
 
+/// The snapshots of a journal entry as a table cell: a prune of hundreds is
+/// summed up (`--json` has them all).
+fn snapshot_column(ids: &[String]) -> String {
+    const SHOWN: usize = 3;
+    if ids.len() <= SHOWN {
+        return ids.join(" ");
+    }
+    format!("{} ... (+{} more)", ids[..2].join(" "), ids.len() - 2)
+}
+
 pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
     let mut entries = store.journal.read(args.tree.as_ref().map(|t| t.as_str()))?;
     entries.reverse();
@@ -112,6 +122,13 @@ pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
         print_json(&entries);
         return Ok(());
     }
+    if entries.is_empty() {
+        match &args.tree {
+            Some(t) => println!("no journal entry concerns tree '{t}'"),
+            None => println!("the journal is empty"),
+        }
+        return Ok(());
+    }
     let rows = entries
         .into_iter()
         .map(|e| {
@@ -120,7 +137,7 @@ pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
                 e.user,
                 e.action,
                 or_dash(e.tree),
-                e.snapshots.join(" "),
+                snapshot_column(&e.snapshots),
                 e.outcome,
             ]
         })
