@@ -11,7 +11,11 @@ cargo build --release --quiet
 S=${CARGO_TARGET_DIR:-$PWD/target}/release/sidus
 work=$(mktemp -d /var/tmp/sidus-bench.XXXXXX)
 export SIDUS_CONFIG=$work/sidus.toml
-cleanup() { umount "$work/store" 2>/dev/null || true; rm -rf "$work"; }
+# Never rm -rf a store that is still mounted: that would empty its trees.
+cleanup() {
+    umount "$work/store" 2>/dev/null || umount -l "$work/store" 2>/dev/null || true
+    mountpoint -q "$work/store" || rm -rf --one-file-system "$work"
+}
 trap cleanup EXIT
 $S init --loop "$work/store.img" --path "$work/store" --size 8G >/dev/null
 mkdir -p "$work/src" && cp -a /usr/share/doc "$work/src/" 2>/dev/null || true
@@ -30,7 +34,10 @@ fmt() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 
 runs=30
 n=0
-raw_snap() { btrfs subvolume snapshot -r "$trees/t" "$work/raw.$((n++))"; }
+# Raw copies go inside the store: a snapshot must be on the same btrfs.
+rawdir=$work/store/raw
+mkdir -p "$rawdir"
+raw_snap() { btrfs subvolume snapshot -r "$trees/t" "$rawdir/s.$((n++))"; }
 sid=$(ms $S snapshot t)
 raw=$(ms raw_snap)
 printf '%-44s %10s   raw btrfs subvolume snapshot -r %10s   %s\n' "sidus snapshot" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)"
@@ -38,7 +45,7 @@ printf '%-44s %10s   raw btrfs subvolume snapshot -r %10s   %s\n' "sidus snapsho
 id=$($S snapshot t)
 c=0
 sidus_clone() { $S clone "t@$id" "c$((c++))"; }
-raw_clone() { btrfs subvolume snapshot "$snaps/$id" "$work/rawc.$((n++))"; }
+raw_clone() { btrfs subvolume snapshot "$snaps/$id" "$rawdir/c.$((n++))"; }
 sid=$(ms sidus_clone)
 raw=$(ms raw_clone)
 printf '%-44s %10s   raw btrfs subvolume snapshot    %10s   %s\n' "sidus clone" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)"
