@@ -16,6 +16,7 @@
 //! target, swaps the clone in by renames and promotes it, so snapshots newer
 //! than the target stay listed and usable.
 
+mod mounts;
 mod props;
 
 use crate::runner::{CommandError, Runner};
@@ -23,6 +24,7 @@ use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
     TreeName, TreeRecord,
 };
+use mounts::zfs_mounts;
 use props::{decode, encode, fields, PREFIX};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -232,8 +234,56 @@ impl Zfs {
             .collect()
     }
 
+    /// The tree a history dataset belongs to: `D/history/<tree>.<stamp>[.N]`.
+    fn history_owner<'a>(&self, dataset: &'a str) -> Option<&'a str> {
+        let name = dataset.strip_prefix(&format!("{}/", self.history_ds()))?;
+        let is_stamp = |p: &str| {
+            p.len() == 16
+                && p.as_bytes()[8] == b'T'
+                && p.ends_with('Z')
+                && p[..8]
+                    .bytes()
+                    .chain(p[9..15].bytes())
+                    .all(|b| b.is_ascii_digit())
+        };
+        let (rest, last) = name.rsplit_once('.')?;
+        if is_stamp(last) {
+            return Some(rest);
+        }
+        let (tree, stamp) = rest.rsplit_once('.')?;
+        (last.bytes().all(|b| b.is_ascii_digit()) && is_stamp(stamp)).then_some(tree)
+    }
+
+    /// The mounted datasets holding `tree`'s snapshots (working one first), read
+    /// from the mount table; `None` when the working dataset is not mounted.
+    fn mounted_tree(&self, tree: &TreeName) -> Option<Vec<(String, PathBuf)>> {
+        let mut mounts = zfs_mounts();
+        let working = self.working_ds(tree);
+        let mp = mounts.remove(&working)?;
+        let mut out = vec![(working, mp)];
+        out.extend(
+            mounts
+                .into_iter()
+                .filter(|(ds, _)| self.history_owner(ds) == Some(tree.as_str())),
+        );
+        Some(out)
+    }
+
     /// Finds `tree@id` wherever rollbacks moved it.
     fn locate(&self, tree: &TreeName, id: &SnapshotId) -> Result<Located> {
+        // Fast path: the snapshot's name under .zfs/snapshot of a mounted dataset
+        // (lstat does not trigger its automount).
+        if let Some(datasets) = self.mounted_tree(tree) {
+            for (ds, mp) in datasets {
+                let entry = mp.join(".zfs").join("snapshot").join(id.as_str());
+                if fs::symlink_metadata(&entry).is_ok() {
+                    return Ok(Located {
+                        name: format!("{ds}@{id}"),
+                        dataset_mountpoint: mp,
+                    });
+                }
+            }
+        }
         let working = self.require_tree(tree)?;
         for row in self.snapshot_rows(&["tree"])? {
             let Some((dataset, snap)) = row[0].split_once('@') else {
@@ -427,6 +477,9 @@ impl Backend for Zfs {
     }
 
     fn open(&self) -> Result<()> {
+        if zfs_mounts().get(&self.dataset) == Some(&self.mountpoint) {
+            return Ok(());
+        }
         let out = match self.runner.run_string(&argv![
             "zfs",
             "list",
@@ -506,7 +559,9 @@ impl Backend for Zfs {
 
     fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>> {
         if let Some(t) = tree {
-            self.require_tree(t)?;
+            if !zfs_mounts().contains_key(&self.working_ds(t)) {
+                self.require_tree(t)?;
+            }
         }
         let mut out = Vec::new();
         for row in self.snapshot_rows(&SNAPSHOT_PROPS)? {
@@ -589,7 +644,32 @@ impl Backend for Zfs {
     }
 
     fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
-        Ok(self.require_tree(tree)?.mountpoint)
+        match zfs_mounts().remove(&self.working_ds(tree)) {
+            Some(mp) => Ok(mp),
+            None => Ok(self.require_tree(tree)?.mountpoint),
+        }
+    }
+
+    fn snapshot_ids(&self, tree: &TreeName) -> Result<Vec<SnapshotId>> {
+        let Some(datasets) = self.mounted_tree(tree) else {
+            return Ok(self
+                .list_snapshots(Some(tree))?
+                .into_iter()
+                .map(|s| s.id)
+                .collect());
+        };
+        let mut ids = Vec::new();
+        for (_, mp) in datasets {
+            let dir = mp.join(".zfs").join("snapshot");
+            let entries = fs::read_dir(&dir).map_err(|e| BackendError::io("read", &dir, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
+                if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
     }
 
     fn snapshot(&self, snap: &Snapshot) -> Result<()> {
@@ -647,10 +727,7 @@ impl Backend for Zfs {
     fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf> {
         let found = self.locate(tree, id)?;
         let target = self.working_ds(new);
-        if self.exists(&target)? {
-            return Err(BackendError::TreeExists(new.clone()));
-        }
-        self.zfs(
+        let made = self.zfs(
             format!("clone {tree}@{id} to '{new}'"),
             argv![
                 "clone",
@@ -661,8 +738,16 @@ impl Backend for Zfs {
                 &found.name,
                 &target
             ],
-        )?;
-        Ok(self.require_tree(new)?.mountpoint)
+        );
+        match made {
+            Err(BackendError::Command { source, .. })
+                if source.stderr.contains("dataset already exists") =>
+            {
+                Err(BackendError::TreeExists(new.clone()))
+            }
+            Err(e) => Err(e),
+            Ok(_) => self.tree_path(new),
+        }
     }
 
     fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
@@ -753,5 +838,27 @@ impl Backend for Zfs {
             out.insert(id, used);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_datasets_name_their_tree() {
+        let z = Zfs::new("tank/sidus".into(), "/m".into(), Runner::new());
+        let owner = |ds: &str| z.history_owner(ds).map(str::to_string);
+        assert_eq!(
+            owner("tank/sidus/history/lab.20261125T101500Z").as_deref(),
+            Some("lab")
+        );
+        assert_eq!(
+            owner("tank/sidus/history/a.b.20261125T101500Z.3").as_deref(),
+            Some("a.b")
+        );
+        assert_eq!(owner("tank/sidus/history/lab.2026"), None);
+        assert_eq!(owner("tank/sidus/trees/lab.20261125T101500Z"), None);
+        assert_eq!(owner("tank/other/history/lab.20261125T101500Z"), None);
     }
 }

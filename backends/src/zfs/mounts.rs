@@ -1,0 +1,74 @@
+//! Which ZFS datasets are mounted where, from /proc/self/mountinfo: reading a
+//! file costs microseconds where a `zfs list` costs a process and a pool
+//! walk, so the hot paths (snapshot, path, clone) ask here first.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Mounted ZFS file systems: dataset name to mountpoint (the first mount seen).
+pub(crate) fn zfs_mounts() -> HashMap<String, PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    parse(&text)
+}
+
+fn parse(text: &str) -> HashMap<String, PathBuf> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        // id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        if r.next() != Some("zfs") {
+            continue;
+        }
+        let (Some(source), Some(target)) = (r.next(), left.split(' ').nth(4)) else {
+            continue;
+        };
+        out.entry(unescape(source))
+            .or_insert_with(|| PathBuf::from(unescape(target)));
+    }
+    out
+}
+
+/// Undoes the kernel's octal escapes (`\040` for a space, ...).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            let oct = &b[i + 1..i + 4];
+            if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
+                out.push((oct[0] - b'0') * 64 + (oct[1] - b'0') * 8 + (oct[2] - b'0'));
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_zfs_mounts_only() {
+        let text = "\
+22 1 0:21 / /proc rw,nosuid shared:5 - proc proc rw
+95 1 0:45 / /var/lib/sidus/zfs rw,relatime shared:40 - zfs tank/sidus rw,xattr,noacl
+96 95 0:46 / /var/lib/sidus/zfs/trees/my\\040tree rw,relatime shared:41 - zfs tank/sidus/trees/t1 rw
+97 95 0:47 / /snap rw - zfs tank/sidus/trees/t1@20261125T101500Z ro
+";
+        let m = parse(text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m["tank/sidus"], PathBuf::from("/var/lib/sidus/zfs"));
+        assert_eq!(
+            m["tank/sidus/trees/t1"],
+            PathBuf::from("/var/lib/sidus/zfs/trees/my tree")
+        );
+    }
+}
