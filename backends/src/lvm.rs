@@ -1,1 +1,469 @@
-//! lvm backend (in progress).
+//! LVM-thin backend: a tree is an ext4 thin LV, a snapshot a read-only thin
+//! snapshot of it (kept inactive until its view is asked for), and its metadata
+//! LV tags. Listing is one `lvs` query whatever the number of snapshots.
+//!
+//! ```text
+//! VG/sidus.state               ext4, mounted at <mount_root>/state (journal, locks)
+//! VG/sidus.t.<tree>            working tree, mounted at <mount_root>/trees/<tree>
+//! VG/sidus.s.<tree>.<id>       snapshot, mounted read-only at
+//!                              <mount_root>/snapshots/<tree>/<id> on demand
+//! VG/sidus.n.<tree>            rollback copy about to be swapped in
+//! VG/sidus.o.<tree>            working LV a rollback swapped out, about to go
+//! ```
+//! Names only give an LV its role (see [`naming`]); which tree and snapshot it
+//! holds is read from its tags (see [`tags`]).
+
+mod mountinfo;
+mod mounts;
+mod naming;
+mod pool;
+mod report;
+mod swap;
+mod tags;
+
+use crate::runner::{CommandError, Runner};
+use crate::{
+    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
+    TreeName, TreeRecord,
+};
+use naming::Role;
+use report::Lv;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Virtual size of the state LV: thin, so it costs only what is written.
+const STATE_SIZE: &str = "1G";
+
+/// A store of thin LVs in one thin pool of one VG.
+#[derive(Debug, Clone)]
+pub struct Lvm {
+    vg: String,
+    pool: String,
+    mount_root: PathBuf,
+    tree_size: String,
+    runner: Runner,
+}
+
+impl Lvm {
+    /// A store in thin pool `vg/thinpool`, mounting trees, snapshot views and the
+    /// state LV under `mount_root`; new trees get `tree_size` (as `lvcreate -V`
+    /// takes it) of virtual size.
+    pub fn new(
+        vg: String,
+        thinpool: String,
+        mount_root: PathBuf,
+        tree_size: String,
+        runner: Runner,
+    ) -> Lvm {
+        Lvm {
+            vg,
+            pool: thinpool,
+            mount_root,
+            tree_size,
+            runner,
+        }
+    }
+
+    fn working_dir(&self, tree: &TreeName) -> PathBuf {
+        self.mount_root.join("trees").join(tree.as_str())
+    }
+
+    fn view_dir(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
+        self.mount_root
+            .join("snapshots")
+            .join(tree.as_str())
+            .join(id.as_str())
+    }
+
+    fn working_lv(&self, tree: &TreeName) -> String {
+        naming::working(&self.vg, tree)
+    }
+
+    /// `VG/LV`, as lvm2 commands take it.
+    fn full(&self, lv: &str) -> String {
+        format!("{}/{lv}", self.vg)
+    }
+
+    /// Every LV of the store, in one `lvs` call (two after healing a rollback
+    /// a crash cut between its renames, see [`swap`]).
+    fn query(&self) -> Result<Vec<Lv>> {
+        let lvs = self.list_lvs()?;
+        if !self.has_cut_swap(&lvs) {
+            return Ok(lvs);
+        }
+        if let Err(e) = self.recover_swaps(&lvs) {
+            // Another sidus may have finished the same swap first.
+            log::warn!("{e}");
+        }
+        self.list_lvs()
+    }
+
+    fn list_lvs(&self) -> Result<Vec<Lv>> {
+        let out = self.lvm(
+            "list logical volumes",
+            argv![
+                "lvs",
+                "--reportformat",
+                "json",
+                "-o",
+                report::LIST_FIELDS,
+                &self.vg
+            ],
+        )?;
+        let rows = report::parse(&out).map_err(|detail| BackendError::UnexpectedOutput {
+            tool: "lvs".into(),
+            detail,
+        })?;
+        Ok(report::store_lvs(rows, &self.pool))
+    }
+
+    fn find<'a>(lvs: &'a [Lv], role: Role, tree: &TreeName) -> Option<&'a Lv> {
+        lvs.iter()
+            .find(|l| l.role == role && l.tree.as_ref() == Some(tree))
+    }
+
+    fn require_working<'a>(&self, lvs: &'a [Lv], tree: &TreeName) -> Result<&'a Lv> {
+        Self::find(lvs, Role::Working, tree).ok_or_else(|| BackendError::TreeNotFound(tree.clone()))
+    }
+
+    fn require_snapshot<'a>(
+        &self,
+        lvs: &'a [Lv],
+        tree: &TreeName,
+        id: &SnapshotId,
+    ) -> Result<&'a Lv> {
+        self.require_working(lvs, tree)?;
+        lvs.iter()
+            .find(|l| l.role == Role::Snapshot && l.tree.as_ref() == Some(tree) && l.id.as_ref() == Some(id))
+            .ok_or_else(|| BackendError::SnapshotNotFound(tree.clone(), id.clone()))
+    }
+
+    /// Runs an lvm2 (or mkfs) command; known failures become typed errors here
+    /// and nowhere else.
+    fn lvm(&self, action: impl Into<String>, args: Vec<OsString>) -> Result<Vec<u8>> {
+        self.runner
+            .run(&args)
+            .map_err(|e| self.classify(action.into(), e))
+    }
+
+    /// lvm2 2.03 wording: "Volume group "x" not found", "Failed to find logical
+    /// volume", "Insufficient free space", "Cannot create new thin volume, free
+    /// space in thin pool ... reached threshold", and the kernel's ENOSPC.
+    fn classify(&self, action: String, e: CommandError) -> BackendError {
+        const FULL: [&str; 7] = [
+            "insufficient free space",
+            "free space in thin pool",
+            "reached threshold",
+            "out of data space",
+            "out of metadata space",
+            "no space left",
+            "insufficient suitable allocatable extents",
+        ];
+        let full_line = e.stderr.lines().map(str::trim).find(|l| {
+            let l = l.to_ascii_lowercase();
+            FULL.iter().any(|f| l.contains(f))
+        });
+        if let Some(line) = full_line {
+            return BackendError::PoolFull {
+                action,
+                detail: line.to_string(),
+            };
+        }
+        let missing_vg = e.stderr.lines().map(str::trim).find(|l| {
+            l.starts_with("Volume group") && l.ends_with("not found")
+        });
+        if let Some(line) = missing_vg {
+            return BackendError::StoreUnavailable(format!("{action}: {line}"));
+        }
+        BackendError::command(action, e)
+    }
+
+    /// `lvcreate` with the given arguments, making LV `name`; on failure anything
+    /// lvm2 left of `name` is removed, so a failed create changes nothing.
+    fn lvcreate(&self, action: &str, name: &str, args: Vec<OsString>) -> Result<()> {
+        let mut full = argv!["lvcreate", "-q", "-y", "-n", name];
+        full.extend(args);
+        let made = self.lvm(action, full).map(drop);
+        if made.is_err() {
+            self.remove_quietly(name);
+        }
+        made
+    }
+
+    /// Removes LV `name` if it exists, for undo paths: errors are logged only.
+    fn remove_quietly(&self, name: &str) {
+        let full = self.full(name);
+        if let Err(e) = self.runner.run(&argv!["lvs", "--noheadings", "-o", "lv_name", &full]) {
+            log::debug!("{name} was not created: {e}");
+            return;
+        }
+        if let Err(e) = self.runner.run(&argv!["lvremove", "-q", "-y", &full]) {
+            log::warn!("could not remove {full} while undoing: {e}");
+        }
+    }
+
+    fn lvremove(&self, action: &str, names: &[&str]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        // One command for all: destroying a tree with many snapshots must not
+        // reload the VG metadata once per snapshot.
+        let mut args = argv!["lvremove", "-q", "-y"];
+        args.extend(names.iter().map(|n| OsString::from(self.full(n))));
+        self.lvm(action, args).map(drop)
+    }
+
+    fn lvrename(&self, action: &str, from: &str, to: &str) -> Result<()> {
+        self.lvm(action, argv!["lvrename", "-q", &self.vg, from, to])
+            .map(drop)
+    }
+
+    /// `--addtag` arguments for a tree's working LV (and its rollback copies):
+    /// the tree, and its origin (already escaped) when it is a clone.
+    fn tree_tags(tree: &TreeName, escaped_origin: Option<&str>) -> Vec<OsString> {
+        let mut args = argv!["--addtag", tags::tag(tags::TREE, tree.as_str())];
+        if let Some(o) = escaped_origin {
+            args.extend(argv!["--addtag", format!("{}{}={o}", tags::PREFIX, tags::ORIGIN)]);
+        }
+        args
+    }
+
+    fn origin_of(lv: &Lv) -> Option<Origin> {
+        let value = tags::decode(tags::get(&lv.tags, tags::ORIGIN)?)?;
+        let (tree, id) = value.split_once(':')?;
+        Some(Origin {
+            tree: tree.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+impl Backend for Lvm {
+    fn kind(&self) -> &'static str {
+        "lvm"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pool_usage: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn init_store(&self) -> Result<()> {
+        self.check_pool()?;
+        let lvs = self.query()?;
+        if !lvs.iter().any(|l| l.role == Role::State) {
+            self.create_fs_lv("create the state volume", naming::STATE_LV, STATE_SIZE, &[])?;
+        }
+        self.open()?;
+        for dir in [self.mount_root.join("trees"), self.mount_root.join("snapshots")] {
+            std::fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    fn open(&self) -> Result<()> {
+        if self.state_is_mounted() {
+            return Ok(());
+        }
+        self.check_pool()?;
+        self.mount_all()
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.mount_root.join("state")
+    }
+
+    fn list_trees(&self) -> Result<Vec<TreeRecord>> {
+        let mut trees: Vec<TreeRecord> = self
+            .query()?
+            .iter()
+            .filter(|l| l.role == Role::Working)
+            .filter_map(|l| {
+                let name = l.tree.clone()?;
+                Some(TreeRecord {
+                    path: self.working_dir(&name),
+                    origin: Self::origin_of(l),
+                    name,
+                })
+            })
+            .collect();
+        trees.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(trees)
+    }
+
+    fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>> {
+        let lvs = self.query()?;
+        if let Some(t) = tree {
+            self.require_working(&lvs, t)?;
+        }
+        let mut out: Vec<Snapshot> = lvs
+            .into_iter()
+            .filter(|l| l.role == Role::Snapshot)
+            .filter(|l| tree.is_none() || l.tree.as_ref() == tree)
+            .filter_map(|l| {
+                let (t, id) = (l.tree?, l.id?);
+                // Damaged metadata must not hide the snapshot: list it by its ID.
+                let snap = tags::snapshot_from_tags(t.clone(), id.clone(), &l.tags)
+                    .or_else(|e| {
+                        log::warn!("snapshot LV {}: {e}", l.name);
+                        Snapshot::from_properties(t, id, |_| None)
+                    })
+                    .ok()?;
+                Some(snap)
+            })
+            .collect();
+        out.sort_by(|a, b| a.tree.cmp(&b.tree).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
+        let lvs = self.query()?;
+        if lvs.iter().any(|l| l.tree.as_ref() == Some(tree)) {
+            return Err(BackendError::TreeExists(tree.clone()));
+        }
+        let name = self.working_lv(tree);
+        let tags = Self::tree_tags(tree, None);
+        self.create_fs_lv(&format!("create tree '{tree}'"), &name, &self.tree_size, &tags)?;
+        let path = self.working_dir(tree);
+        if let Err(e) = self.mount(&name, &path, mounts::RW) {
+            self.remove_quietly(&name);
+            return Err(e);
+        }
+        Ok(path)
+    }
+
+    fn destroy_tree(&self, tree: &TreeName) -> Result<()> {
+        let lvs = self.query()?;
+        self.require_working(&lvs, tree)?;
+        let mine: Vec<&Lv> = lvs
+            .iter()
+            .filter(|l| l.tree.as_ref() == Some(tree))
+            .collect();
+        let views: Vec<(&Lv, PathBuf)> = mine
+            .iter()
+            .map(|l| {
+                let dir = match (&l.role, &l.id) {
+                    (Role::Snapshot, Some(id)) => self.view_dir(tree, id),
+                    _ => self.working_dir(tree),
+                };
+                (*l, dir)
+            })
+            .collect();
+        // Refuse before touching anything when a device is used elsewhere (an
+        // NFS export's bind mount, an admin's mount).
+        self.check_not_used_elsewhere(&views)?;
+        for (lv, dir) in &views {
+            self.unmount_if_mounted(lv, dir)?;
+        }
+        let names: Vec<&str> = mine.iter().map(|l| l.name.as_str()).collect();
+        self.lvremove(&format!("destroy tree '{tree}'"), &names)?;
+        for (_, dir) in &views {
+            let _ = std::fs::remove_dir(dir);
+        }
+        let _ = std::fs::remove_dir(self.mount_root.join("snapshots").join(tree.as_str()));
+        Ok(())
+    }
+
+    fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
+        let lvs = self.query()?;
+        let lv = self.require_working(&lvs, tree)?;
+        let path = self.working_dir(tree);
+        self.ensure_mounted(lv, &path, mounts::RW)?;
+        Ok(path)
+    }
+
+    fn snapshot(&self, snap: &Snapshot) -> Result<()> {
+        let lvs = self.query()?;
+        let working = self.require_working(&lvs, &snap.tree)?;
+        let name = naming::snapshot(&self.vg, &snap.tree, &snap.id);
+        if lvs.iter().any(|l| l.name == name) {
+            return Err(BackendError::InUse {
+                what: format!("snapshot ID {}", snap.id),
+                by: format!("an existing snapshot of '{}'", snap.tree),
+            });
+        }
+        // lvcreate suspends the origin with the file system frozen (dm lockfs),
+        // which makes the snapshot consistent; syncing first keeps that freeze
+        // short. An explicit fsfreeze would make the suspend fail (EBUSY).
+        self.sync_if_mounted(working, &self.working_dir(&snap.tree))?;
+        let mut args = argv!["-s", "-k", "y", "-p", "r"];
+        for t in tags::snapshot_tags(snap) {
+            args.extend(argv!["--addtag", t]);
+        }
+        args.push(self.full(&working.name).into());
+        self.lvcreate(&format!("snapshot tree '{}'", snap.tree), &name, args)
+    }
+
+    fn delete_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
+        let lvs = self.query()?;
+        let lv = self.require_snapshot(&lvs, tree, id)?;
+        let view = self.view_dir(tree, id);
+        self.check_not_used_elsewhere(&[(lv, view.clone())])?;
+        self.unmount_if_mounted(lv, &view)?;
+        self.lvremove(&format!("delete snapshot {tree}@{id}"), &[&lv.name])?;
+        let _ = std::fs::remove_dir(&view);
+        Ok(())
+    }
+
+    fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
+        let lvs = self.query()?;
+        let lv = self.require_snapshot(&lvs, tree, id)?;
+        let view = self.view_dir(tree, id);
+        self.ensure_mounted(lv, &view, mounts::RO)?;
+        Ok(view)
+    }
+
+    fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf> {
+        let lvs = self.query()?;
+        let source = self.require_snapshot(&lvs, tree, id)?;
+        if lvs.iter().any(|l| l.tree.as_ref() == Some(new)) {
+            return Err(BackendError::TreeExists(new.clone()));
+        }
+        let name = self.working_lv(new);
+        let origin = tags::encode(&tags::origin_value(tree, id));
+        let mut args = argv!["-s", "-k", "n", "-p", "rw"];
+        args.extend(Self::tree_tags(new, Some(&origin)));
+        args.push(self.full(&source.name).into());
+        self.lvcreate(&format!("clone {tree}@{id} to '{new}'"), &name, args)?;
+        let path = self.working_dir(new);
+        if let Err(e) = self.mount(&name, &path, mounts::RW) {
+            self.remove_quietly(&name);
+            return Err(e);
+        }
+        Ok(path)
+    }
+
+    fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
+        let lvs = self.query()?;
+        let source = self.require_snapshot(&lvs, tree, id)?;
+        let working = self.require_working(&lvs, tree)?;
+        self.clear_leftovers(&lvs, tree)?;
+        let incoming = naming::incoming(&self.vg, tree);
+        let outgoing = naming::outgoing(&self.vg, tree);
+        // The copy keeps the tree's lineage: a rolled-back clone is still a clone.
+        let origin = tags::get(&working.tags, tags::ORIGIN).map(str::to_string);
+        let mut args = argv!["-s", "-k", "n", "-p", "rw"];
+        args.extend(Self::tree_tags(tree, origin.as_deref()));
+        args.push(self.full(&source.name).into());
+        self.lvcreate(&format!("copy {tree}@{id} for rollback"), &incoming, args)?;
+        self.swap_in(tree, working, &incoming, &outgoing)
+    }
+
+    fn pool_usage(&self) -> Result<Option<PoolUsage>> {
+        let row = self.pool_row()?;
+        let bad = |detail| BackendError::UnexpectedOutput {
+            tool: "lvs".into(),
+            detail,
+        };
+        let data = report::percent(&row.data_percent)
+            .map_err(bad)?
+            .ok_or_else(|| bad(format!("no data_percent for {}", self.full(&self.pool))))?;
+        Ok(Some(PoolUsage {
+            name: self.full(&self.pool),
+            data_percent: data,
+            metadata_percent: report::percent(&row.metadata_percent).map_err(bad)?,
+        }))
+    }
+}
