@@ -134,7 +134,11 @@ impl Lvm {
     ) -> Result<&'a Lv> {
         self.require_working(lvs, tree)?;
         lvs.iter()
-            .find(|l| l.role == Role::Snapshot && l.tree.as_ref() == Some(tree) && l.id.as_ref() == Some(id))
+            .find(|l| {
+                l.role == Role::Snapshot
+                    && l.tree.as_ref() == Some(tree)
+                    && l.id.as_ref() == Some(id)
+            })
             .ok_or_else(|| BackendError::SnapshotNotFound(tree.clone(), id.clone()))
     }
 
@@ -169,9 +173,11 @@ impl Lvm {
                 detail: line.to_string(),
             };
         }
-        let missing_vg = e.stderr.lines().map(str::trim).find(|l| {
-            l.starts_with("Volume group") && l.ends_with("not found")
-        });
+        let missing_vg = e
+            .stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("Volume group") && l.ends_with("not found"));
         if let Some(line) = missing_vg {
             return BackendError::StoreUnavailable(format!("{action}: {line}"));
         }
@@ -193,7 +199,10 @@ impl Lvm {
     /// Removes LV `name` if it exists, for undo paths: errors are logged only.
     fn remove_quietly(&self, name: &str) {
         let full = self.full(name);
-        if let Err(e) = self.runner.run(&argv!["lvs", "--noheadings", "-o", "lv_name", &full]) {
+        if let Err(e) = self
+            .runner
+            .run(&argv!["lvs", "--noheadings", "-o", "lv_name", &full])
+        {
             log::debug!("{name} was not created: {e}");
             return;
         }
@@ -223,7 +232,10 @@ impl Lvm {
     fn tree_tags(tree: &TreeName, escaped_origin: Option<&str>) -> Vec<OsString> {
         let mut args = argv!["--addtag", tags::tag(tags::TREE, tree.as_str())];
         if let Some(o) = escaped_origin {
-            args.extend(argv!["--addtag", format!("{}{}={o}", tags::PREFIX, tags::ORIGIN)]);
+            args.extend(argv![
+                "--addtag",
+                format!("{}{}={o}", tags::PREFIX, tags::ORIGIN)
+            ]);
         }
         args
     }
@@ -257,7 +269,10 @@ impl Backend for Lvm {
             self.create_fs_lv("create the state volume", naming::STATE_LV, STATE_SIZE, &[])?;
         }
         self.open()?;
-        for dir in [self.mount_root.join("trees"), self.mount_root.join("snapshots")] {
+        for dir in [
+            self.mount_root.join("trees"),
+            self.mount_root.join("snapshots"),
+        ] {
             std::fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
         }
         Ok(())
@@ -325,7 +340,12 @@ impl Backend for Lvm {
         }
         let name = self.working_lv(tree);
         let tags = Self::tree_tags(tree, None);
-        self.create_fs_lv(&format!("create tree '{tree}'"), &name, &self.tree_size, &tags)?;
+        self.create_fs_lv(
+            &format!("create tree '{tree}'"),
+            &name,
+            &self.tree_size,
+            &tags,
+        )?;
         let path = self.working_dir(tree);
         if let Err(e) = self.mount(&name, &path, mounts::RW) {
             self.remove_quietly(&name);

@@ -47,9 +47,9 @@ fn unescape(field: &str) -> PathBuf {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|o| {
-            bytes[i] == b'\\' && o.iter().all(|d| (b'0'..=b'7').contains(d))
-        });
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|o| bytes[i] == b'\\' && o.iter().all(|d| (b'0'..=b'7').contains(d)));
         match octal {
             Some(o) => {
                 out.push(o.iter().fold(0u8, |n, d| n.wrapping_mul(8) + (d - b'0')));
@@ -99,7 +99,11 @@ garbage line
             (253, 6),
             Path::new("/var/lib/sidus/lvm/snapshots/lab/20261125T101500Z")
         ));
-        assert!(!is_mounted(&m, (253, 7), Path::new("/var/lib/sidus/lvm/state")));
+        assert!(!is_mounted(
+            &m,
+            (253, 7),
+            Path::new("/var/lib/sidus/lvm/state")
+        ));
         assert_eq!(at(&m, Path::new("/")).map(|m| m.dev), Some((0, 21)));
     }
 

@@ -96,10 +96,7 @@ impl Lvm {
                 if e.stderr.contains("busy") {
                     BackendError::InUse {
                         what: Self::describe(lv),
-                        by: format!(
-                            "a process uses {} (see `fuser -vm {0}`)",
-                            target.display()
-                        ),
+                        by: format!("a process uses {} (see `fuser -vm {0}`)", target.display()),
                     }
                 } else {
                     BackendError::command(format!("unmount {}", target.display()), e)
@@ -145,7 +142,10 @@ impl Lvm {
             return false;
         };
         let rdev = meta.rdev();
-        let dev = (nix::sys::stat::major(rdev) as u32, nix::sys::stat::minor(rdev) as u32);
+        let dev = (
+            nix::sys::stat::major(rdev) as u32,
+            nix::sys::stat::minor(rdev) as u32,
+        );
         mountinfo::read()
             .map(|m| mountinfo::is_mounted(&m, dev, &self.state_dir_path()))
             .unwrap_or(false)
@@ -160,16 +160,13 @@ impl Lvm {
     /// reported and left for `sidus path` to retry; the store still opens.
     pub(super) fn mount_all(&self) -> Result<()> {
         let lvs = self.query()?;
-        let state = lvs
-            .iter()
-            .find(|l| l.role == Role::State)
-            .ok_or_else(|| {
-                BackendError::StoreUnavailable(format!(
-                    "thin pool {} holds no sidus store ({} is missing; run `sidus init`)",
-                    self.full(&self.pool),
-                    self.full(super::naming::STATE_LV)
-                ))
-            })?;
+        let state = lvs.iter().find(|l| l.role == Role::State).ok_or_else(|| {
+            BackendError::StoreUnavailable(format!(
+                "thin pool {} holds no sidus store ({} is missing; run `sidus init`)",
+                self.full(&self.pool),
+                self.full(super::naming::STATE_LV)
+            ))
+        })?;
         self.ensure_mounted(state, &self.state_dir_path(), RW)?;
         for lv in lvs.iter().filter(|l| l.role == Role::Working) {
             let Some(tree) = &lv.tree else { continue };

@@ -64,7 +64,8 @@ impl Lvm {
     /// query healed what looked like a cut swap (see [`Lvm::recover_swaps`]).
     fn swap_was_finished(&self, tree: &TreeName, incoming: &str) -> bool {
         self.list_lvs().is_ok_and(|lvs| {
-            Self::find(&lvs, Role::Working, tree).is_some() && !lvs.iter().any(|l| l.name == incoming)
+            Self::find(&lvs, Role::Working, tree).is_some()
+                && !lvs.iter().any(|l| l.name == incoming)
         })
     }
 

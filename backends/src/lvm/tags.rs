@@ -111,9 +111,7 @@ pub(crate) fn parse(lv_tags: &str) -> Vec<(String, String)> {
 
 /// The escaped value of `key` among parsed tags.
 pub(crate) fn get<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    tags.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Every tag a snapshot LV carries: its tree, its ID and its metadata.
