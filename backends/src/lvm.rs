@@ -13,6 +13,7 @@
 //! Names only give an LV its role (see [`naming`]); which tree and snapshot it
 //! holds is read from its tags (see [`tags`]).
 
+mod errors;
 mod mountinfo;
 mod mounts;
 mod naming;
@@ -21,11 +22,12 @@ mod report;
 mod swap;
 mod tags;
 
-use crate::runner::{CommandError, Runner};
+use crate::runner::Runner;
 use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
     TreeName, TreeRecord,
 };
+use errors::CreateFailure;
 use naming::Role;
 use report::Lv;
 use std::ffi::OsString;
@@ -147,53 +149,41 @@ impl Lvm {
     fn lvm(&self, action: impl Into<String>, args: Vec<OsString>) -> Result<Vec<u8>> {
         self.runner
             .run(&args)
-            .map_err(|e| self.classify(action.into(), e))
+            .map_err(|e| errors::classify(action.into(), e))
     }
 
-    /// lvm2 2.03 wording: "Volume group "x" not found", "Failed to find logical
-    /// volume", "Insufficient free space", "Cannot create new thin volume, free
-    /// space in thin pool ... reached threshold", and the kernel's ENOSPC.
-    fn classify(&self, action: String, e: CommandError) -> BackendError {
-        const FULL: [&str; 7] = [
-            "insufficient free space",
-            "free space in thin pool",
-            "reached threshold",
-            "out of data space",
-            "out of metadata space",
-            "no space left",
-            "insufficient suitable allocatable extents",
-        ];
-        let full_line = e.stderr.lines().map(str::trim).find(|l| {
-            let l = l.to_ascii_lowercase();
-            FULL.iter().any(|f| l.contains(f))
-        });
-        if let Some(line) = full_line {
-            return BackendError::PoolFull {
-                action,
-                detail: line.to_string(),
-            };
-        }
-        let missing_vg = e
-            .stderr
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with("Volume group") && l.ends_with("not found"));
-        if let Some(line) = missing_vg {
-            return BackendError::StoreUnavailable(format!("{action}: {line}"));
-        }
-        BackendError::command(action, e)
-    }
-
-    /// `lvcreate` with the given arguments, making LV `name`; on failure anything
-    /// lvm2 left of `name` is removed, so a failed create changes nothing.
-    fn lvcreate(&self, action: &str, name: &str, args: Vec<OsString>) -> Result<()> {
+    /// `lvcreate` with the given arguments, making LV `name`. On failure
+    /// anything lvm2 left of `name` is removed, so a failed create changes
+    /// nothing; a name already taken, or an origin that does not exist, come
+    /// back as such for the caller to name, and nothing is removed.
+    fn lvcreate(
+        &self,
+        action: &str,
+        name: &str,
+        args: Vec<OsString>,
+    ) -> std::result::Result<(), CreateFailure> {
         let mut full = argv!["lvcreate", "-q", "-y", "-n", name];
         full.extend(args);
-        let made = self.lvm(action, full).map(drop);
-        if made.is_err() {
+        let Err(e) = self.runner.run(&full) else {
+            return Ok(());
+        };
+        let err = errors::classify(action.to_string(), e);
+        let BackendError::Command { source, .. } = &err else {
             self.remove_quietly(name);
+            return Err(CreateFailure::Other(err));
+        };
+        // lvm2 2.03: `Logical Volume "x" already exists in volume group "vg"`,
+        // `Snapshot origin LV x not found in Volume group vg.`
+        if source.stderr.contains("already exists") {
+            Err(CreateFailure::Exists)
+        } else if source.stderr.contains("not found in Volume group")
+            || source.stderr.contains("Failed to find logical volume")
+        {
+            Err(CreateFailure::NoOrigin)
+        } else {
+            self.remove_quietly(name);
+            Err(CreateFailure::Other(err))
         }
-        made
     }
 
     /// Removes LV `name` if it exists, for undo paths: errors are logged only.
@@ -395,25 +385,30 @@ impl Backend for Lvm {
     }
 
     fn snapshot(&self, snap: &Snapshot) -> Result<()> {
-        let lvs = self.query()?;
-        let working = self.require_working(&lvs, &snap.tree)?;
-        let name = naming::snapshot(&self.vg, &snap.tree, &snap.id);
-        if lvs.iter().any(|l| l.name == name) {
-            return Err(BackendError::InUse {
-                what: format!("snapshot ID {}", snap.id),
-                by: format!("an existing snapshot of '{}'", snap.tree),
-            });
-        }
+        // No `lvs` here: names are derived, and lvcreate itself says when the
+        // tree is missing or the ID taken. Snapshots are the hot path.
+        let tree = &snap.tree;
+        let working = self.working_lv(tree);
+        let name = naming::snapshot(&self.vg, tree, &snap.id);
         // lvcreate suspends the origin with the file system frozen (dm lockfs),
         // which makes the snapshot consistent; syncing first keeps that freeze
         // short. An explicit fsfreeze would make the suspend fail (EBUSY).
-        self.sync_if_mounted(working, &self.working_dir(&snap.tree))?;
+        self.sync_if_mounted(&working, &self.working_dir(tree))?;
         let mut args = argv!["-s", "-k", "y", "-p", "r"];
         for t in tags::snapshot_tags(snap) {
             args.extend(argv!["--addtag", t]);
         }
-        args.push(self.full(&working.name).into());
-        self.lvcreate(&format!("snapshot tree '{}'", snap.tree), &name, args)
+        args.push(self.full(&working).into());
+        self.lvcreate(&format!("snapshot tree '{tree}'"), &name, args)
+            .map_err(|f| {
+                f.into_error(
+                    BackendError::InUse {
+                        what: format!("snapshot ID {}", snap.id),
+                        by: format!("an existing snapshot of '{tree}'"),
+                    },
+                    BackendError::TreeNotFound(tree.clone()),
+                )
+            })
     }
 
     fn delete_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
@@ -436,17 +431,21 @@ impl Backend for Lvm {
     }
 
     fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf> {
-        let lvs = self.query()?;
-        let source = self.require_snapshot(&lvs, tree, id)?;
-        if lvs.iter().any(|l| l.tree.as_ref() == Some(new)) {
-            return Err(BackendError::TreeExists(new.clone()));
-        }
+        // Like `snapshot`: no `lvs`, lvcreate reports a missing source or a
+        // taken name (the only LV a tree has when it has no snapshots).
+        let source = naming::snapshot(&self.vg, tree, id);
         let name = self.working_lv(new);
         let origin = tags::encode(&tags::origin_value(tree, id));
         let mut args = argv!["-s", "-k", "n", "-p", "rw"];
         args.extend(Self::tree_tags(new, Some(&origin)));
-        args.push(self.full(&source.name).into());
-        self.lvcreate(&format!("clone {tree}@{id} to '{new}'"), &name, args)?;
+        args.push(self.full(&source).into());
+        self.lvcreate(&format!("clone {tree}@{id} to '{new}'"), &name, args)
+            .map_err(|f| {
+                f.into_error(
+                    BackendError::TreeExists(new.clone()),
+                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                )
+            })?;
         let path = self.working_dir(new);
         if let Err(e) = self.mount(&name, &path, mounts::RW) {
             self.remove_quietly(&name);
@@ -467,11 +466,23 @@ impl Backend for Lvm {
         let mut args = argv!["-s", "-k", "n", "-p", "rw"];
         args.extend(Self::tree_tags(tree, origin.as_deref()));
         args.push(self.full(&source.name).into());
-        self.lvcreate(&format!("copy {tree}@{id} for rollback"), &incoming, args)?;
+        self.lvcreate(&format!("copy {tree}@{id} for rollback"), &incoming, args)
+            .map_err(|f| {
+                f.into_error(
+                    BackendError::InUse {
+                        what: format!("the rollback copy {}", self.full(&incoming)),
+                        by: "another rollback of the tree".into(),
+                    },
+                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                )
+            })?;
         self.swap_in(tree, working, &incoming, &outgoing)
     }
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {
+        if let Some(usage) = self.pool_usage_from_dm() {
+            return Ok(Some(usage));
+        }
         let row = self.pool_row()?;
         let bad = |detail| BackendError::UnexpectedOutput {
             tool: "lvs".into(),

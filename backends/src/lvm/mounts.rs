@@ -121,9 +121,20 @@ impl Lvm {
         Ok(())
     }
 
-    /// Flushes the file system of `lv` when it is mounted at `target`.
-    pub(super) fn sync_if_mounted(&self, lv: &Lv, target: &Path) -> Result<()> {
-        let Some(dev) = lv.dev else {
+    /// The device numbers of LV `name` while it is active, read from its device
+    /// node without running lvm2.
+    fn node_dev(&self, name: &str) -> Option<(u32, u32)> {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(self.dev_path(name)).ok()?.rdev();
+        Some((
+            nix::sys::stat::major(rdev) as u32,
+            nix::sys::stat::minor(rdev) as u32,
+        ))
+    }
+
+    /// Flushes the file system of LV `name` when it is mounted at `target`.
+    pub(super) fn sync_if_mounted(&self, name: &str, target: &Path) -> Result<()> {
+        let Some(dev) = self.node_dev(name) else {
             return Ok(());
         };
         if !mountinfo::is_mounted(&mountinfo::read()?, dev, target) {
@@ -137,15 +148,9 @@ impl Lvm {
     /// Whether the state LV is active and mounted at the state directory: the
     /// common case, checked without running lvm2 at all.
     pub(super) fn state_is_mounted(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(meta) = std::fs::metadata(self.dev_path(super::naming::STATE_LV)) else {
+        let Some(dev) = self.node_dev(super::naming::STATE_LV) else {
             return false;
         };
-        let rdev = meta.rdev();
-        let dev = (
-            nix::sys::stat::major(rdev) as u32,
-            nix::sys::stat::minor(rdev) as u32,
-        );
         mountinfo::read()
             .map(|m| mountinfo::is_mounted(&m, dev, &self.state_dir_path()))
             .unwrap_or(false)

@@ -1,8 +1,27 @@
 //! The thin pool itself, and new file-system LVs in it.
 
-use super::{report, Lvm};
-use crate::{argv, BackendError, Result};
+use super::{naming, report, Lvm};
+use crate::{argv, BackendError, PoolUsage, Result};
 use std::ffi::OsString;
+
+/// Data and metadata use, in percent, from the `dmsetup status` line of a
+/// thin-pool target (linux Documentation/admin-guide/device-mapper/thin-provisioning.rst):
+/// `<start> <length> thin-pool <transaction id> <used>/<total metadata blocks>
+/// <used>/<total data blocks> ...`. `None` for anything else (e.g. `Fail`).
+pub(super) fn thin_pool_status(line: &str) -> Option<(f64, f64)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.get(2) != Some(&"thin-pool") {
+        return None;
+    }
+    let ratio = |f: &str| -> Option<f64> {
+        let (used, total) = f.split_once('/')?;
+        let (used, total): (u64, u64) = (used.parse().ok()?, total.parse().ok()?);
+        (total > 0).then(|| used as f64 * 100.0 / total as f64)
+    };
+    let meta = ratio(fields.get(4)?)?;
+    let data = ratio(fields.get(5)?)?;
+    Some((data, meta))
+}
 
 impl Lvm {
     /// The pool's own `lvs` row (segment type and use).
@@ -25,7 +44,7 @@ impl Lvm {
                         self.pool, self.vg
                     ))
                 } else {
-                    self.classify(format!("read thin pool {full}"), e)
+                    super::errors::classify(format!("read thin pool {full}"), e)
                 }
             })?;
         let mut rows = report::parse(&out).map_err(|detail| BackendError::UnexpectedOutput {
@@ -39,6 +58,24 @@ impl Lvm {
                 detail: format!("{n} rows for {full}, expected 1"),
             }),
         }
+    }
+
+    /// The pool's use from the kernel (`dmsetup status` of its `-tpool` layer),
+    /// which costs a fraction of an `lvs`; `None` when the pool is not active
+    /// with that layer, for the caller to ask lvm2.
+    pub(super) fn pool_usage_from_dm(&self) -> Option<PoolUsage> {
+        let dm = format!("{}-tpool", naming::dm_name(&self.vg, &self.pool));
+        let out = self
+            .runner
+            .run_string(&argv!["dmsetup", "status", &dm])
+            .map_err(|e| log::debug!("no thin-pool status from dm: {e}"))
+            .ok()?;
+        let (data, meta) = thin_pool_status(out.lines().next()?)?;
+        Some(PoolUsage {
+            name: self.full(&self.pool),
+            data_percent: data,
+            metadata_percent: Some(meta),
+        })
     }
 
     /// Checks the configured pool exists and is a thin pool.
@@ -66,7 +103,18 @@ impl Lvm {
     ) -> Result<()> {
         let mut args = argv!["-V", size, "-T", self.full(&self.pool)];
         args.extend(tags.iter().cloned());
-        self.lvcreate(action, name, args)?;
+        self.lvcreate(action, name, args).map_err(|f| {
+            f.into_error(
+                BackendError::InUse {
+                    what: format!("the name {}", self.full(name)),
+                    by: "another logical volume".into(),
+                },
+                BackendError::StoreUnavailable(format!(
+                    "no thin pool '{}' in volume group '{}'",
+                    self.pool, self.vg
+                )),
+            )
+        })?;
         // Lazy init without discard: a fresh thin LV reads as zeros already, so
         // zeroing inode tables and journal would only fill the pool.
         let made = self.lvm(
@@ -84,5 +132,27 @@ impl Lvm {
             return Err(e);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_thin_pool_status_gives_percentages() {
+        // `dmsetup status sidusvg-pool-tpool` in the test VM (kernel 6.1).
+        let line = "0 3072000 thin-pool 7 119/1024 114/24000 - rw discard_passdown queue_if_no_space - 256 ";
+        let (data, meta) = thin_pool_status(line).unwrap();
+        assert!((data - 0.475).abs() < 1e-9, "{data}");
+        assert!((meta - 11.621_093_75).abs() < 1e-9, "{meta}");
+    }
+
+    #[test]
+    fn other_targets_and_failed_pools_are_not_read() {
+        assert_eq!(thin_pool_status("0 3072000 thin-pool Fail"), None);
+        assert_eq!(thin_pool_status("0 3072000 linear"), None);
+        assert_eq!(thin_pool_status("0 1 thin-pool 0 1/0 1/10 -"), None);
+        assert_eq!(thin_pool_status(""), None);
     }
 }

@@ -129,8 +129,9 @@ mod tests {
     use naming::Role;
 
     /// `lvs --reportformat json -o LIST_FIELDS sidusvg` captured in the test VM
-    /// (lvm2 2.03.16, Debian 12): state LV, a tree with two snapshots (one of
-    /// them activated for a view), a clone, the pool and a foreign LV.
+    /// (lvm2 2.03.16, Debian 12) after `sidus create t1`, two snapshots (the
+    /// first activated for its view), `sidus clone t1@FIRST c1` and a foreign
+    /// LV `other` outside the pool.
     const LIST: &str = include_str!("../../tests/fixtures/lvs-list.json");
     /// `lvs --reportformat json -o POOL_FIELDS sidusvg/pool` from the same VM.
     const POOL: &str = include_str!("../../tests/fixtures/lvs-pool.json");
@@ -158,6 +159,19 @@ mod tests {
             .iter()
             .filter(|l| l.role == Role::Working)
             .all(|l| l.dev.is_some()));
+        let second = snaps.iter().find(|s| s.dev.is_none()).unwrap();
+        let snap = tags::snapshot_from_tags(
+            second.tree.clone().unwrap(),
+            second.id.clone().unwrap(),
+            &second.tags,
+        )
+        .unwrap();
+        assert_eq!(snap.message, "second, with ça");
+        assert_eq!(snap.command, "sidus snapshot t1 -m 'second, with ça'");
+        assert_eq!(
+            snap.parent,
+            snaps.iter().find(|s| s.dev.is_some()).unwrap().id
+        );
         let clone = lvs.iter().find(|l| l.name == "sidus.t.c1").unwrap();
         assert!(tags::get(&clone.tags, tags::ORIGIN).is_some());
     }
