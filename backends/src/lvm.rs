@@ -33,8 +33,10 @@ use report::Lv;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// Virtual size of the state LV: thin, so it costs only what is written.
-const STATE_SIZE: &str = "1G";
+/// Size of the state LV (journal, locks, publish state), in MiB. It is fully
+/// provisioned at init, so sidus can still journal and lock when trees have
+/// filled the pool (a full pool turns ext4 read-only on unprovisioned writes).
+const STATE_MIB: usize = 128;
 
 /// A store of thin LVs in one thin pool of one VG.
 #[derive(Debug, Clone)]
@@ -256,7 +258,13 @@ impl Backend for Lvm {
         self.check_pool()?;
         let lvs = self.query()?;
         if !lvs.iter().any(|l| l.role == Role::State) {
-            self.create_fs_lv("create the state volume", naming::STATE_LV, STATE_SIZE, &[])?;
+            self.create_fs_lv(
+                "create the state volume",
+                naming::STATE_LV,
+                &format!("{STATE_MIB}M"),
+                &[],
+                Some(STATE_MIB),
+            )?;
         }
         self.open()?;
         for dir in [
@@ -335,6 +343,7 @@ impl Backend for Lvm {
             &name,
             &self.tree_size,
             &tags,
+            None,
         )?;
         let path = self.working_dir(tree);
         if let Err(e) = self.mount(&name, &path, mounts::RW) {

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 /// `discard`: deleted files give their blocks back to the pool.
 pub(super) const RW: &str = "noinit_itable,discard";
 
+/// Options of the state LV: its blocks are provisioned once at init and must
+/// stay so (no `discard`), see `STATE_MIB`.
+pub(super) const STATE: &str = "nodiscard";
+
 /// Options of snapshot views. The LV is read-only, so the journal must not be
 /// replayed (`noload`); lvm2 froze the file system for the snapshot, so there
 /// is nothing to replay.
@@ -172,7 +176,7 @@ impl Lvm {
                 self.full(super::naming::STATE_LV)
             ))
         })?;
-        self.ensure_mounted(state, &self.state_dir_path(), RW)?;
+        self.ensure_mounted(state, &self.state_dir_path(), STATE)?;
         for lv in lvs.iter().filter(|l| l.role == Role::Working) {
             let Some(tree) = &lv.tree else { continue };
             if let Err(e) = self.ensure_mounted(lv, &self.working_dir(tree), RW) {

@@ -78,6 +78,22 @@ impl Lvm {
         })
     }
 
+    /// Writes `mib` MiB of zeros to LV `name`, provisioning its blocks.
+    fn write_zeros(&self, name: &str, mib: usize) -> Result<()> {
+        use std::io::Write;
+        let dev = self.dev_path(name);
+        let io = |e| BackendError::io("provision", &dev, e);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&dev)
+            .map_err(io)?;
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..mib {
+            f.write_all(&zeros).map_err(io)?;
+        }
+        f.sync_all().map_err(io)
+    }
+
     /// Checks the configured pool exists and is a thin pool.
     pub(super) fn check_pool(&self) -> Result<()> {
         let row = self.pool_row()?;
@@ -93,13 +109,16 @@ impl Lvm {
     }
 
     /// Creates thin LV `name` of virtual `size` with an empty ext4 on it; on
-    /// failure nothing is left.
+    /// failure nothing is left. With `provision_mib` (the size in MiB), every
+    /// block is written first, so the file system never needs a new block from
+    /// the pool: it keeps working when the pool is full.
     pub(super) fn create_fs_lv(
         &self,
         action: &str,
         name: &str,
         size: &str,
         tags: &[OsString],
+        provision_mib: Option<usize>,
     ) -> Result<()> {
         let mut args = argv!["-V", size, "-T", self.full(&self.pool)];
         args.extend(tags.iter().cloned());
@@ -115,6 +134,12 @@ impl Lvm {
                 )),
             )
         })?;
+        if let Some(mib) = provision_mib {
+            if let Err(e) = self.write_zeros(name, mib) {
+                self.remove_quietly(name);
+                return Err(e);
+            }
+        }
         // Lazy init without discard: a fresh thin LV reads as zeros already, so
         // zeroing inode tables and journal would only fill the pool.
         let made = self.lvm(
