@@ -1,4 +1,5 @@
 # backends: lvm
+# on-demand
 # Times `sidus snapshot` and `sidus clone` against the raw lvm2 commands they
 # wrap, on the same tree content, and `sidus snapshots --json` against `lvs`.
 # Prints a table (median of $RUNS runs, milliseconds); it measures, it does
