@@ -238,12 +238,15 @@ impl Config {
                     runner,
                 ))
             }
-            // WIRE-LVM: replaced when the backend lands.
             BackendKind::Lvm => {
-                bail!(
-                    "the {:?} backend is not built into this sidus yet",
-                    self.backend
-                )
+                let c = self.lvm.clone().expect("checked");
+                Box::new(sidus_backends::lvm::Lvm::new(
+                    c.vg,
+                    c.thinpool,
+                    c.mount_root,
+                    c.tree_size,
+                    runner,
+                ))
             }
         })
     }

@@ -1,1 +1,509 @@
-//! lvm backend (in progress).
+//! LVM-thin backend: a tree is an ext4 thin LV, a snapshot a read-only thin
+//! snapshot of it (kept inactive until its view is asked for), and its metadata
+//! LV tags. Listing is one `lvs` query whatever the number of snapshots.
+//!
+//! ```text
+//! VG/sidus.state               ext4, mounted at <mount_root>/state (journal, locks)
+//! VG/sidus.t.<tree>            working tree, mounted at <mount_root>/trees/<tree>
+//! VG/sidus.s.<tree>.<id>       snapshot, mounted read-only at
+//!                              <mount_root>/snapshots/<tree>/<id> on demand
+//! VG/sidus.n.<tree>            rollback copy about to be swapped in
+//! VG/sidus.o.<tree>            working LV a rollback swapped out, about to go
+//! ```
+//! Names only give an LV its role (see [`naming`]); which tree and snapshot it
+//! holds is read from its tags (see [`tags`]).
+
+mod errors;
+mod mountinfo;
+mod mounts;
+mod naming;
+mod pool;
+mod report;
+mod swap;
+mod tags;
+
+use crate::runner::Runner;
+use crate::{
+    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
+    TreeName, TreeRecord,
+};
+use errors::CreateFailure;
+use naming::Role;
+use report::Lv;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Size of the state LV (journal, locks, publish state), in MiB. It is fully
+/// provisioned at init, so sidus can still journal and lock when trees have
+/// filled the pool (a full pool turns ext4 read-only on unprovisioned writes).
+const STATE_MIB: usize = 128;
+
+/// A store of thin LVs in one thin pool of one VG.
+#[derive(Debug, Clone)]
+pub struct Lvm {
+    vg: String,
+    pool: String,
+    mount_root: PathBuf,
+    tree_size: String,
+    runner: Runner,
+}
+
+impl Lvm {
+    /// A store in thin pool `vg/thinpool`, mounting trees, snapshot views and the
+    /// state LV under `mount_root`; new trees get `tree_size` (as `lvcreate -V`
+    /// takes it) of virtual size.
+    pub fn new(
+        vg: String,
+        thinpool: String,
+        mount_root: PathBuf,
+        tree_size: String,
+        runner: Runner,
+    ) -> Lvm {
+        Lvm {
+            vg,
+            pool: thinpool,
+            mount_root,
+            tree_size,
+            runner,
+        }
+    }
+
+    fn working_dir(&self, tree: &TreeName) -> PathBuf {
+        self.mount_root.join("trees").join(tree.as_str())
+    }
+
+    fn view_dir(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
+        self.mount_root
+            .join("snapshots")
+            .join(tree.as_str())
+            .join(id.as_str())
+    }
+
+    fn working_lv(&self, tree: &TreeName) -> String {
+        naming::working(&self.vg, tree)
+    }
+
+    /// `VG/LV`, as lvm2 commands take it.
+    fn full(&self, lv: &str) -> String {
+        format!("{}/{lv}", self.vg)
+    }
+
+    /// Every LV of the store, in one `lvs` call (two after healing a rollback
+    /// a crash cut between its renames, see [`swap`]).
+    fn query(&self) -> Result<Vec<Lv>> {
+        let lvs = self.list_lvs()?;
+        if !self.has_cut_swap(&lvs) {
+            return Ok(lvs);
+        }
+        if let Err(e) = self.recover_swaps(&lvs) {
+            // Another sidus may have finished the same swap first.
+            log::warn!("{e}");
+        }
+        self.list_lvs()
+    }
+
+    fn list_lvs(&self) -> Result<Vec<Lv>> {
+        let out = self.lvm(
+            "list logical volumes",
+            argv![
+                "lvs",
+                "--reportformat",
+                "json",
+                "-o",
+                report::LIST_FIELDS,
+                &self.vg
+            ],
+        )?;
+        let rows = report::parse(&out).map_err(|detail| BackendError::UnexpectedOutput {
+            tool: "lvs".into(),
+            detail,
+        })?;
+        Ok(report::store_lvs(rows, &self.pool))
+    }
+
+    fn find<'a>(lvs: &'a [Lv], role: Role, tree: &TreeName) -> Option<&'a Lv> {
+        lvs.iter()
+            .find(|l| l.role == role && l.tree.as_ref() == Some(tree))
+    }
+
+    fn require_working<'a>(&self, lvs: &'a [Lv], tree: &TreeName) -> Result<&'a Lv> {
+        Self::find(lvs, Role::Working, tree).ok_or_else(|| BackendError::TreeNotFound(tree.clone()))
+    }
+
+    fn require_snapshot<'a>(
+        &self,
+        lvs: &'a [Lv],
+        tree: &TreeName,
+        id: &SnapshotId,
+    ) -> Result<&'a Lv> {
+        self.require_working(lvs, tree)?;
+        lvs.iter()
+            .find(|l| {
+                l.role == Role::Snapshot
+                    && l.tree.as_ref() == Some(tree)
+                    && l.id.as_ref() == Some(id)
+            })
+            .ok_or_else(|| BackendError::SnapshotNotFound(tree.clone(), id.clone()))
+    }
+
+    /// Runs an lvm2 (or mkfs) command; known failures become typed errors here
+    /// and nowhere else.
+    fn lvm(&self, action: impl Into<String>, args: Vec<OsString>) -> Result<Vec<u8>> {
+        self.runner
+            .run(&args)
+            .map_err(|e| errors::classify(action.into(), e))
+    }
+
+    /// `lvcreate` with the given arguments, making LV `name`. On failure
+    /// anything lvm2 left of `name` is removed, so a failed create changes
+    /// nothing; a name already taken, or an origin that does not exist, come
+    /// back as such for the caller to name, and nothing is removed.
+    fn lvcreate(
+        &self,
+        action: &str,
+        name: &str,
+        args: Vec<OsString>,
+    ) -> std::result::Result<(), CreateFailure> {
+        let mut full = argv!["lvcreate", "-q", "-y", "-n", name];
+        full.extend(args);
+        let Err(e) = self.runner.run(&full) else {
+            return Ok(());
+        };
+        let err = errors::classify(action.to_string(), e);
+        let BackendError::Command { source, .. } = &err else {
+            self.remove_quietly(name);
+            return Err(CreateFailure::Other(err));
+        };
+        // lvm2 2.03: `Logical Volume "x" already exists in volume group "vg"`,
+        // `Snapshot origin LV x not found in Volume group vg.`
+        if source.stderr.contains("already exists") {
+            Err(CreateFailure::Exists)
+        } else if source.stderr.contains("not found in Volume group")
+            || source.stderr.contains("Failed to find logical volume")
+        {
+            Err(CreateFailure::NoOrigin)
+        } else {
+            self.remove_quietly(name);
+            Err(CreateFailure::Other(err))
+        }
+    }
+
+    /// Removes LV `name` if it exists, for undo paths: errors are logged only.
+    fn remove_quietly(&self, name: &str) {
+        let full = self.full(name);
+        if let Err(e) = self
+            .runner
+            .run(&argv!["lvs", "--noheadings", "-o", "lv_name", &full])
+        {
+            log::debug!("{name} was not created: {e}");
+            return;
+        }
+        if let Err(e) = self.runner.run(&argv!["lvremove", "-q", "-y", &full]) {
+            log::warn!("could not remove {full} while undoing: {e}");
+        }
+    }
+
+    fn lvremove(&self, action: &str, names: &[&str]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        // One command for all: destroying a tree with many snapshots must not
+        // reload the VG metadata once per snapshot.
+        let mut args = argv!["lvremove", "-q", "-y"];
+        args.extend(names.iter().map(|n| OsString::from(self.full(n))));
+        self.lvm(action, args).map(drop)
+    }
+
+    fn lvrename(&self, action: &str, from: &str, to: &str) -> Result<()> {
+        self.lvm(action, argv!["lvrename", "-q", &self.vg, from, to])
+            .map(drop)
+    }
+
+    /// `--addtag` arguments for a tree's working LV (and its rollback copies):
+    /// the tree, and its origin (already escaped) when it is a clone.
+    fn tree_tags(tree: &TreeName, escaped_origin: Option<&str>) -> Vec<OsString> {
+        let mut args = argv!["--addtag", tags::tag(tags::TREE, tree.as_str())];
+        if let Some(o) = escaped_origin {
+            args.extend(argv![
+                "--addtag",
+                format!("{}{}={o}", tags::PREFIX, tags::ORIGIN)
+            ]);
+        }
+        args
+    }
+
+    fn origin_of(lv: &Lv) -> Option<Origin> {
+        let value = tags::decode(tags::get(&lv.tags, tags::ORIGIN)?)?;
+        let (tree, id) = value.split_once(':')?;
+        Some(Origin {
+            tree: tree.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+impl Backend for Lvm {
+    fn kind(&self) -> &'static str {
+        "lvm"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pool_usage: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn init_store(&self) -> Result<()> {
+        self.check_pool()?;
+        let lvs = self.query()?;
+        if !lvs.iter().any(|l| l.role == Role::State) {
+            self.create_fs_lv(
+                "create the state volume",
+                naming::STATE_LV,
+                &format!("{STATE_MIB}M"),
+                &[],
+                Some(STATE_MIB),
+            )?;
+        }
+        self.open()?;
+        for dir in [
+            self.mount_root.join("trees"),
+            self.mount_root.join("snapshots"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    fn open(&self) -> Result<()> {
+        if self.state_is_mounted() {
+            return Ok(());
+        }
+        self.check_pool()?;
+        self.mount_all()
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.mount_root.join("state")
+    }
+
+    fn list_trees(&self) -> Result<Vec<TreeRecord>> {
+        let mut trees: Vec<TreeRecord> = self
+            .query()?
+            .iter()
+            .filter(|l| l.role == Role::Working)
+            .filter_map(|l| {
+                let name = l.tree.clone()?;
+                Some(TreeRecord {
+                    path: self.working_dir(&name),
+                    origin: Self::origin_of(l),
+                    name,
+                })
+            })
+            .collect();
+        trees.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(trees)
+    }
+
+    fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>> {
+        let lvs = self.query()?;
+        if let Some(t) = tree {
+            self.require_working(&lvs, t)?;
+        }
+        let mut out: Vec<Snapshot> = lvs
+            .into_iter()
+            .filter(|l| l.role == Role::Snapshot)
+            .filter(|l| tree.is_none() || l.tree.as_ref() == tree)
+            .filter_map(|l| {
+                let (t, id) = (l.tree?, l.id?);
+                // Damaged metadata must not hide the snapshot: list it by its ID.
+                let snap = tags::snapshot_from_tags(t.clone(), id.clone(), &l.tags)
+                    .or_else(|e| {
+                        log::warn!("snapshot LV {}: {e}", l.name);
+                        Snapshot::from_properties(t, id, |_| None)
+                    })
+                    .ok()?;
+                Some(snap)
+            })
+            .collect();
+        out.sort_by(|a, b| a.tree.cmp(&b.tree).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
+        let lvs = self.query()?;
+        if lvs.iter().any(|l| l.tree.as_ref() == Some(tree)) {
+            return Err(BackendError::TreeExists(tree.clone()));
+        }
+        let name = self.working_lv(tree);
+        let tags = Self::tree_tags(tree, None);
+        self.create_fs_lv(
+            &format!("create tree '{tree}'"),
+            &name,
+            &self.tree_size,
+            &tags,
+            None,
+        )?;
+        let path = self.working_dir(tree);
+        if let Err(e) = self.mount(&name, &path, mounts::RW) {
+            self.remove_quietly(&name);
+            return Err(e);
+        }
+        Ok(path)
+    }
+
+    fn destroy_tree(&self, tree: &TreeName) -> Result<()> {
+        let lvs = self.query()?;
+        self.require_working(&lvs, tree)?;
+        let mine: Vec<&Lv> = lvs
+            .iter()
+            .filter(|l| l.tree.as_ref() == Some(tree))
+            .collect();
+        let views: Vec<(&Lv, PathBuf)> = mine
+            .iter()
+            .map(|l| {
+                let dir = match (&l.role, &l.id) {
+                    (Role::Snapshot, Some(id)) => self.view_dir(tree, id),
+                    _ => self.working_dir(tree),
+                };
+                (*l, dir)
+            })
+            .collect();
+        // Refuse before touching anything when a device is used elsewhere (an
+        // NFS export's bind mount, an admin's mount).
+        self.check_not_used_elsewhere(&views)?;
+        for (lv, dir) in &views {
+            self.unmount_if_mounted(lv, dir)?;
+        }
+        let names: Vec<&str> = mine.iter().map(|l| l.name.as_str()).collect();
+        self.lvremove(&format!("destroy tree '{tree}'"), &names)?;
+        for (_, dir) in &views {
+            let _ = std::fs::remove_dir(dir);
+        }
+        let _ = std::fs::remove_dir(self.mount_root.join("snapshots").join(tree.as_str()));
+        Ok(())
+    }
+
+    fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
+        let lvs = self.query()?;
+        let lv = self.require_working(&lvs, tree)?;
+        let path = self.working_dir(tree);
+        self.ensure_mounted(lv, &path, mounts::RW)?;
+        Ok(path)
+    }
+
+    fn snapshot(&self, snap: &Snapshot) -> Result<()> {
+        // No `lvs` here: names are derived, and lvcreate itself says when the
+        // tree is missing or the ID taken. Snapshots are the hot path.
+        let tree = &snap.tree;
+        let working = self.working_lv(tree);
+        let name = naming::snapshot(&self.vg, tree, &snap.id);
+        // lvcreate suspends the origin with the file system frozen (dm lockfs),
+        // which makes the snapshot consistent; syncing first keeps that freeze
+        // short. An explicit fsfreeze would make the suspend fail (EBUSY).
+        self.sync_if_mounted(&working, &self.working_dir(tree))?;
+        let mut args = argv!["-s", "-k", "y", "-p", "r"];
+        for t in tags::snapshot_tags(snap) {
+            args.extend(argv!["--addtag", t]);
+        }
+        args.push(self.full(&working).into());
+        self.lvcreate(&format!("snapshot tree '{tree}'"), &name, args)
+            .map_err(|f| {
+                f.into_error(
+                    BackendError::InUse {
+                        what: format!("snapshot ID {}", snap.id),
+                        by: format!("an existing snapshot of '{tree}'"),
+                    },
+                    BackendError::TreeNotFound(tree.clone()),
+                )
+            })
+    }
+
+    fn delete_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
+        let lvs = self.query()?;
+        let lv = self.require_snapshot(&lvs, tree, id)?;
+        let view = self.view_dir(tree, id);
+        self.check_not_used_elsewhere(&[(lv, view.clone())])?;
+        self.unmount_if_mounted(lv, &view)?;
+        self.lvremove(&format!("delete snapshot {tree}@{id}"), &[&lv.name])?;
+        let _ = std::fs::remove_dir(&view);
+        Ok(())
+    }
+
+    fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
+        let lvs = self.query()?;
+        let lv = self.require_snapshot(&lvs, tree, id)?;
+        let view = self.view_dir(tree, id);
+        self.ensure_mounted(lv, &view, mounts::RO)?;
+        Ok(view)
+    }
+
+    fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf> {
+        // Like `snapshot`: no `lvs`, lvcreate reports a missing source or a
+        // taken name (the only LV a tree has when it has no snapshots).
+        let source = naming::snapshot(&self.vg, tree, id);
+        let name = self.working_lv(new);
+        let origin = tags::encode(&tags::origin_value(tree, id));
+        let mut args = argv!["-s", "-k", "n", "-p", "rw"];
+        args.extend(Self::tree_tags(new, Some(&origin)));
+        args.push(self.full(&source).into());
+        self.lvcreate(&format!("clone {tree}@{id} to '{new}'"), &name, args)
+            .map_err(|f| {
+                f.into_error(
+                    BackendError::TreeExists(new.clone()),
+                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                )
+            })?;
+        let path = self.working_dir(new);
+        if let Err(e) = self.mount(&name, &path, mounts::RW) {
+            self.remove_quietly(&name);
+            return Err(e);
+        }
+        Ok(path)
+    }
+
+    fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
+        let lvs = self.query()?;
+        let source = self.require_snapshot(&lvs, tree, id)?;
+        let working = self.require_working(&lvs, tree)?;
+        self.clear_leftovers(&lvs, tree)?;
+        let incoming = naming::incoming(&self.vg, tree);
+        let outgoing = naming::outgoing(&self.vg, tree);
+        // The copy keeps the tree's lineage: a rolled-back clone is still a clone.
+        let origin = tags::get(&working.tags, tags::ORIGIN).map(str::to_string);
+        let mut args = argv!["-s", "-k", "n", "-p", "rw"];
+        args.extend(Self::tree_tags(tree, origin.as_deref()));
+        args.push(self.full(&source.name).into());
+        self.lvcreate(&format!("copy {tree}@{id} for rollback"), &incoming, args)
+            .map_err(|f| {
+                f.into_error(
+                    BackendError::InUse {
+                        what: format!("the rollback copy {}", self.full(&incoming)),
+                        by: "another rollback of the tree".into(),
+                    },
+                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                )
+            })?;
+        self.swap_in(tree, working, &incoming, &outgoing)
+    }
+
+    fn pool_usage(&self) -> Result<Option<PoolUsage>> {
+        if let Some(usage) = self.pool_usage_from_dm() {
+            return Ok(Some(usage));
+        }
+        let row = self.pool_row()?;
+        let bad = |detail| BackendError::UnexpectedOutput {
+            tool: "lvs".into(),
+            detail,
+        };
+        let data = report::percent(&row.data_percent)
+            .map_err(bad)?
+            .ok_or_else(|| bad(format!("no data_percent for {}", self.full(&self.pool))))?;
+        Ok(Some(PoolUsage {
+            name: self.full(&self.pool),
+            data_percent: data,
+            metadata_percent: report::percent(&row.metadata_percent).map_err(bad)?,
+        }))
+    }
+}

@@ -157,9 +157,15 @@ if [[ $SIDUS_TEST_BACKEND == lvm ]]; then
     done
     echo "thin pool data use: $(pool_pct)%"
     before=$(snap_ids t1)
+    lvs_before=$(lvs --noheadings -o lv_name "$VG" | sort)
     expect_fail --rc 1 sidus snapshot t1 -m too-full
     assert_contains "${EF_ERR,,}" pool "the refusal names the pool"
+    assert_eq "$(echo "$EF_ERR" | wc -l)" 1 "one-line error"
     assert_eq "$(snap_ids t1)" "$before" "no snapshot taken when refused"
+    expect_fail --rc 1 sidus clone "t1@$A" c2
+    assert_contains "${EF_ERR,,}" pool "the clone refusal names the pool"
+    assert_eq "$(lvs --noheadings -o lv_name "$VG" | sort)" "$lvs_before" "no LV created when refused"
+    assert_not_contains "$(sidus --json list | jq -r '.[].name')" c2 "no clone made when refused"
     lvremove -y "$VG/filler"
     echo "thin pool data use after lvremove: $(pool_pct)%"
     extra=$(sidus snapshot t1 -m "room again")
@@ -192,5 +198,11 @@ fi
 sidus destroy t1
 expect_fail sidus path t1
 assert_eq "$(sidus --json list | jq -c .)" "[]" "store is empty"
+if [[ $SIDUS_TEST_BACKEND == lvm ]]; then
+    left=$(lvs --noheadings -o lv_name "$VG" | tr -d ' ' | grep '^sidus\.' | grep -vx 'sidus.state' || true)
+    assert_eq "$left" "" "no tree or snapshot LV left after destroy"
+    mounted=$(grep -E " /var/lib/sidus/lvm/(trees|snapshots)/" /proc/self/mounts || true)
+    assert_eq "$mounted" "" "nothing of the destroyed trees is still mounted"
+fi
 
 teardown_store
