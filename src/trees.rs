@@ -64,7 +64,7 @@ pub fn resolve_ref(store: &Store, r: &TreeRef) -> Result<Snapshot> {
 }
 
 /// Turns "no tree" from a backend into a hint at `sidus list`.
-fn not_found_hint(e: sidus_backends::BackendError) -> anyhow::Error {
+pub(crate) fn not_found_hint(e: sidus_backends::BackendError) -> anyhow::Error {
     match e {
         sidus_backends::BackendError::TreeNotFound(t) => {
             anyhow::anyhow!("no tree named '{t}' (see `sidus list`)")

@@ -36,8 +36,11 @@ pub fn list(store: &Store, json: bool) -> Result<()> {
 }
 
 pub fn snapshots(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
-    let snaps = trees::find_tree(store, tree)
-        .and_then(|_| Ok(store.backend.list_snapshots(Some(tree))?))?;
+    // One backend query: it says itself when the tree does not exist.
+    let snaps = store
+        .backend
+        .list_snapshots(Some(tree))
+        .map_err(trees::not_found_hint)?;
     if json {
         print_json(&snaps);
         return Ok(());

@@ -1,7 +1,8 @@
-# backends: zfs lvm
-# on-demand: run it by name (tests/vm/run bench); prints figures, asserts nothing about speed.
+# backends: zfs
+# on-demand
+# Run it by name (tests/vm/run bench); prints figures, asserts nothing about speed.
 # sidus snapshot and clone side by side with the raw storage commands they
-# wrap, on a tree of a few thousand files, in the VM (TCG: absolute times are
+# wrap (LVM: bench-lvm.sh), on a tree of a few thousand files, in the VM (TCG: absolute times are
 # slow, the ratios are what matters).
 
 setup_store
@@ -24,12 +25,6 @@ case $SIDUS_TEST_BACKEND in
 zfs)
     raw_snap() { zfs snapshot "$ZFS_DATASET/trees/t@raw$((n++))"; }
     raw_clone() { zfs clone "$ZFS_DATASET/trees/t@$base" "$ZFS_DATASET/rawclone$((n++))"; }
-    ;;
-lvm)
-    # LVM names are the backend's business: find the working LV by its mount.
-    lv=$(findmnt -n -o SOURCE "$(sidus path t)")
-    raw_snap() { lvcreate -q -y -s -n "raw$((n++))" "$lv"; }
-    raw_clone() { raw_snap && lvchange -q -ay -K "$VG/raw$((n - 1))"; }
     ;;
 esac
 c=0
