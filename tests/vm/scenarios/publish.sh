@@ -100,6 +100,28 @@ assert_eq "$(jq -r .exports <<<"$out")" applied
 read -r second <&3 || fail "reading the held-open file after restore failed: $?"
 assert_eq "$second" "line two" "held-open file after nfsd restart + restore"
 assert_eq "$(read_retry /mnt/a/etc/motd | head -n1)" one "old client mount after nfsd restart + restore"
+
+step "negative control: the same path under another fsid is ESTALE; restore heals it"
+sed -i "s/fsid=$fsid_a/fsid=4242/" /etc/exports.d/sidus.exports
+exportfs -ra
+exportfs -f
+echo 3 >/proc/sys/vm/drop_caches
+estale=
+for i in $(seq 1 15); do
+    if ! cat /mnt/a/etc/motd >/dev/null 2>/tmp/read_err; then
+        grep -q 'Stale file handle' /tmp/read_err && { estale=1; break; }
+    fi
+    echo 3 >/proc/sys/vm/drop_caches
+    sleep 1
+done
+if [[ -z $estale ]]; then
+    echo "DIAG: cat: $(cat /tmp/read_err)"; exportfs -v; cat /proc/net/rpc/nfsd.fh/content; cat /proc/net/rpc/nfsd.export/content
+    ls -la /mnt/a/etc; cat /var/lib/nfs/etab
+    fail "another fsid did not give ESTALE: the test cannot tell a stable fsid from luck"
+fi
+sidus restore >/dev/null
+assert_contains "$(cat /etc/exports.d/sidus.exports)" "fsid=$fsid_a"
+assert_eq "$(read_retry /mnt/a/etc/motd | head -n1)" one "readable again with sidus's fsid"
 exec 3<&-
 
 step "unpublish: refused for the current ID and for a mounted one"
