@@ -68,6 +68,47 @@ pub enum Command {
     Diff(DiffArgs),
     /// Show the space each snapshot holds exclusively, where the backend reports it (btrfs: with quotas on).
     Du(TreeArg),
+    /// Serve a snapshot to nodes over NFS and point the tree's boot entries at it.
+    Publish(PublishArgs),
+    /// Stop serving a published snapshot (never the current one, nor one clients mount, without --force).
+    Unpublish(UnpublishArgs),
+    /// Show what is published: current ID, exported IDs, paths, options, boot entries, clients.
+    Status(StatusArgs),
+    /// Mount and export every published snapshot again after a reboot (run by sidus-restore.service).
+    Restore,
+    /// Install into a tree what a diskless node needs: NFS root with a tmpfs overlay, /run/sidus-node.
+    PrepareNode(TreeArg),
+}
+
+/// `sidus publish`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The snapshot to serve, as TREE@REF; TREE alone means TREE@latest.
+    #[arg(value_name = "TREE[@REF]")]
+    pub target: TreeRef,
+    /// Go back to the snapshot published before the current one (give TREE only).
+    #[arg(long)]
+    pub rollback: bool,
+}
+
+/// `sidus unpublish`
+#[derive(Debug, Args)]
+pub struct UnpublishArgs {
+    /// The published snapshot, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub target: TreeRef,
+    /// Also unpublish the current snapshot (removing the tree's boot entries) or
+    /// one NFS clients still mount (they get ESTALE).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `sidus status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this tree.
+    #[arg(value_name = "TREE")]
+    pub tree: Option<TreeName>,
 }
 
 /// `sidus init`

@@ -3,6 +3,7 @@
 mod diff;
 mod history;
 mod init;
+mod publish;
 mod read;
 mod write;
 
@@ -58,6 +59,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Prune(a) => history::prune(&store, json, &a),
         Command::Diff(a) => diff::diff(&store, json, &a),
         Command::Du(a) => history::du(&store, json, &a.tree),
+        Command::Publish(a) => publish::publish(&store, json, &a),
+        Command::Unpublish(a) => publish::unpublish(&store, json, &a),
+        Command::Status(a) => publish::status(&store, json, a.tree.as_ref()),
+        Command::Restore => publish::restore(&store, json),
+        Command::PrepareNode(a) => publish::prepare_node(&store, json, &a.tree),
     }
 }
 

@@ -33,6 +33,11 @@ pub struct PublishConfig {
     /// Appended to the kernel command line of every boot entry.
     #[serde(default = "default_cmdline_extra")]
     pub kernel_cmdline_extra: String,
+    /// Run `exportfs -ra` after rewriting the exports file (and refuse to
+    /// publish when nfsd is not running). `false` only writes the file, for a
+    /// host whose NFS server is managed elsewhere or a test without nfsd.
+    #[serde(default = "default_apply_exports")]
+    pub apply_exports: bool,
 }
 
 fn default_root() -> PathBuf {
@@ -55,6 +60,9 @@ fn default_boot_root() -> PathBuf {
 fn default_cmdline_extra() -> String {
     "ip=dhcp".into()
 }
+fn default_apply_exports() -> bool {
+    true
+}
 
 impl Default for PublishConfig {
     fn default() -> Self {
@@ -66,6 +74,7 @@ impl Default for PublishConfig {
             server: None,
             boot_root: default_boot_root(),
             kernel_cmdline_extra: default_cmdline_extra(),
+            apply_exports: default_apply_exports(),
         }
     }
 }
@@ -148,6 +157,13 @@ mod tests {
         assert_eq!(p.boot_root, Path::new("/srv/tftp"));
         assert_eq!(p.kernel_cmdline_extra, "ip=dhcp");
         assert_eq!(p.server, None);
+        assert!(p.apply_exports);
+        assert!(
+            !parse("[publish]\napply_exports = false\n")
+                .unwrap()
+                .publish()
+                .apply_exports
+        );
     }
 
     #[test]

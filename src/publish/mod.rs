@@ -1,11 +1,18 @@
 //! Publishing: which immutable snapshot nodes boot, served read-only over NFS
-//! with a stable fsid, and the boot entries that name it.
+//! with a stable fsid, and the boot entries that name it; plus what a node needs
+//! inside its tree to boot that way (`prepare-node`).
 
 pub mod atomic;
 pub mod boot;
 pub mod clients;
 pub mod config;
 pub mod exports;
+pub mod intree;
+pub mod node;
+pub mod ops;
+pub mod restore;
 pub mod state;
+pub mod status;
+pub mod steps;
 pub mod system;
 pub mod undo;

@@ -2,6 +2,7 @@
 //! exportfs, the server address, copying a kernel out of a snapshot.
 
 use super::boot::Kernel;
+use super::config::PublishConfig;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{argv, Runner};
 use std::fs::{self, File, OpenOptions};
@@ -15,35 +16,89 @@ use std::path::{Path, PathBuf};
 pub enum Applied {
     /// `exportfs -ra` ran.
     Applied,
-    /// nfsd is not running here: the file is written and nfs-server reads it
-    /// when it starts.
+    /// nfsd is not running here (`sidus restore` before nfs-server starts): the
+    /// file is written and nfs-server reads it when it starts.
     NfsdNotRunning,
+    /// `apply_exports = false` in the config: only the file was written.
+    Disabled,
 }
 
-/// What `Applied::NfsdNotRunning` means, for a warning.
-pub fn not_applied_warning(file: &Path) -> String {
-    format!(
-        "nfsd not running (/proc/fs/nfsd is not mounted): exports written to {}, not applied; nfs-server reads them when it starts",
-        file.display()
-    )
+impl Applied {
+    /// A note for the admin when the exports were not applied.
+    pub fn note(&self, file: &Path) -> Option<String> {
+        match self {
+            Applied::Applied => None,
+            Applied::NfsdNotRunning => Some(format!(
+                "nfsd is not running: exports written to {}; nfs-server reads them when it starts",
+                file.display()
+            )),
+            Applied::Disabled => Some(format!(
+                "exports written to {}, not applied (apply_exports = false in [publish])",
+                file.display()
+            )),
+        }
+    }
+}
+
+/// Whether the kernel NFS server is up (its control file system is mounted).
+pub fn nfsd_running() -> bool {
+    Path::new("/proc/fs/nfsd/exports").exists()
+}
+
+/// Where `exportfs` is, looking in PATH and the sbin directories a non-login
+/// root shell may lack.
+pub fn find_exportfs() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join("exportfs"))
+        .find(|p| p.is_file())
+}
+
+/// Refuses, before anything changes, a publish whose exports could not be
+/// applied: nfsd not running or exportfs missing, unless `apply_exports = false`.
+pub fn check_can_apply(cfg: &PublishConfig) -> Result<()> {
+    if !cfg.apply_exports {
+        return Ok(());
+    }
+    let hint = format!(
+        "or set apply_exports = false in the [publish] section of the config to only write {}",
+        cfg.exports_file.display()
+    );
+    if !nfsd_running() {
+        bail!(
+            "the NFS server is not running (/proc/fs/nfsd is not mounted), so exports cannot be applied: start it (systemctl start nfs-server), {hint}"
+        );
+    }
+    if find_exportfs().is_none() {
+        bail!("exportfs is not installed (package nfs-kernel-server), so exports cannot be applied: install it, {hint}");
+    }
+    Ok(())
 }
 
 /// Re-syncs the kernel's export table with /etc/exports and /etc/exports.d
 /// (`exportfs -ra` adds new exports, keeps unchanged ones, drops removed ones).
-pub fn apply_exports() -> Result<Applied> {
-    if !Path::new("/proc/fs/nfsd/exports").exists() {
+/// Without a running nfsd that is not an error here: the caller checked with
+/// [`check_can_apply`] where it matters, and `restore` runs before nfs-server.
+pub fn apply_exports(cfg: &PublishConfig) -> Result<Applied> {
+    if !cfg.apply_exports {
+        return Ok(Applied::Disabled);
+    }
+    if !nfsd_running() {
         return Ok(Applied::NfsdNotRunning);
     }
+    let exportfs = find_exportfs()
+        .context("exportfs is not installed (package nfs-kernel-server): cannot apply exports")?;
     Runner::new()
-        .run(&argv!["exportfs", "-ra"])
-        .context("apply exports")?;
+        .run(&argv![exportfs, "-ra"])
+        .with_context(|| format!("apply exports from {}", cfg.exports_file.display()))?;
     Ok(Applied::Applied)
 }
 
 /// Flushes nfsd's export caches so a just-unexported mount can be unmounted.
 pub fn flush_exports() {
-    if Path::new("/proc/fs/nfsd/exports").exists() {
-        let _ = Runner::new().run(&argv!["exportfs", "-f"]);
+    if let (true, Some(exportfs)) = (nfsd_running(), find_exportfs()) {
+        let _ = Runner::new().run(&argv![exportfs, "-f"]);
     }
 }
 

@@ -1,0 +1,215 @@
+//! Serving snapshots to nodes: publish, unpublish, status, restore, prepare-node.
+
+use crate::cli::{PublishArgs, UnpublishArgs};
+use crate::output::{json as print_json, or_dash, table};
+use crate::publish::{node, ops, restore as restore_mod, status as status_mod};
+use crate::store::Store;
+use crate::trees;
+use crate::UsageError;
+use anyhow::Result;
+use sidus_backends::TreeName;
+use std::time::Instant;
+
+fn note(applied: crate::publish::system::Applied, store: &Store) {
+    if let Some(n) = applied.note(&store.config.publish().exports_file) {
+        eprintln!("sidus: note: {n}");
+    }
+}
+
+pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
+    let start = Instant::now();
+    if a.rollback && a.target.reference.is_some() {
+        return Err(UsageError(format!(
+            "--rollback goes back to the previously published snapshot: give the tree only ({}), not {}",
+            a.target.tree, a.target
+        ))
+        .into());
+    }
+    let action = if a.rollback {
+        "publish-rollback"
+    } else {
+        "publish"
+    };
+    let p = store.journaled(action, Some(&a.target.tree), || {
+        let p = if a.rollback {
+            ops::rollback(store, &a.target.tree, start)?
+        } else {
+            ops::publish(store, &a.target, start)?
+        };
+        let ids = vec![p.id.to_string()];
+        Ok((p, ids))
+    })?;
+    if json {
+        print_json(&p);
+        return Ok(());
+    }
+    note(p.exports, store);
+    if p.unchanged {
+        println!(
+            "{}@{} is already published (checked: mounted, exported, boot entries)",
+            p.tree, p.id
+        );
+    } else {
+        let was = p
+            .previous
+            .as_ref()
+            .map(|x| format!(" (was {x}, still exported)"))
+            .unwrap_or_default();
+        println!(
+            "published {}@{}{was}: nodes boot kernel {} from {} (fsid {}); boot entries {} and {} ({} ms)",
+            p.tree,
+            p.id,
+            p.kernel,
+            p.path.display(),
+            p.fsid,
+            p.ipxe.display(),
+            p.pxelinux.display(),
+            p.boot_entry_ms
+        );
+    }
+    Ok(())
+}
+
+pub fn unpublish(store: &Store, json: bool, a: &UnpublishArgs) -> Result<()> {
+    let u = store.journaled("unpublish", Some(&a.target.tree), || {
+        let u = ops::unpublish(store, &a.target, a.force)?;
+        let ids = vec![u.id.to_string()];
+        Ok((u, ids))
+    })?;
+    for w in &u.warnings {
+        eprintln!("sidus: warning: {w}");
+    }
+    if json {
+        print_json(&u);
+        return Ok(());
+    }
+    note(u.exports, store);
+    if !u.cut_off_clients.is_empty() {
+        eprintln!(
+            "sidus: warning: cut off NFS clients {}",
+            u.cut_off_clients.join(", ")
+        );
+    }
+    let extra = if u.was_current {
+        "; it was current: the tree's boot entries are removed until the next publish"
+    } else {
+        ""
+    };
+    println!("unpublished {}@{}{extra}", u.tree, u.id);
+    Ok(())
+}
+
+pub fn status(store: &Store, json: bool, tree: Option<&TreeName>) -> Result<()> {
+    if let Some(t) = tree {
+        trees::find_tree(store, t)?;
+    }
+    let s = status_mod::status(store, tree)?;
+    if json {
+        print_json(&s);
+        return Ok(());
+    }
+    if s.trees.is_empty() {
+        match tree {
+            Some(t) => println!("tree '{t}' is not published"),
+            None => println!("nothing is published"),
+        }
+    }
+    for t in &s.trees {
+        println!(
+            "{}: current {}, kernel {}",
+            t.tree,
+            or_dash(t.current.as_ref()),
+            or_dash(t.boot.kernel.as_ref())
+        );
+        println!(
+            "  ipxe     {} (names {})",
+            t.boot.ipxe.display(),
+            or_dash(t.boot.ipxe_names.as_ref())
+        );
+        println!(
+            "  pxelinux {} (names {})",
+            t.boot.pxelinux.display(),
+            or_dash(t.boot.pxelinux_names.as_ref())
+        );
+        let rows = t
+            .exported
+            .iter()
+            .map(|e| {
+                vec![
+                    format!("  {}{}", e.id, if e.current { " *" } else { "" }),
+                    if e.mounted { "yes" } else { "NO" }.into(),
+                    match e.in_kernel {
+                        Some(true) => "yes".into(),
+                        Some(false) => "NO".into(),
+                        None => "?".into(),
+                    },
+                    if e.clients.is_empty() {
+                        "-".into()
+                    } else {
+                        e.clients.join(",")
+                    },
+                    e.path.display().to_string(),
+                    e.options.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &["  ID", "MOUNTED", "EXPORTED", "CLIENTS", "PATH", "OPTIONS"],
+            rows,
+        );
+    }
+    if !s.nfsd_running {
+        println!("nfsd is not running here");
+    } else if !s.nfsv4_clients.is_empty() {
+        println!("NFSv4 clients: {}", s.nfsv4_clients.join(", "));
+    }
+    Ok(())
+}
+
+pub fn restore(store: &Store, json: bool) -> Result<()> {
+    let r = store.journaled("restore", None, || {
+        let r = restore_mod::restore(store)?;
+        let ids = r.served.clone();
+        Ok((r, ids))
+    })?;
+    if json {
+        print_json(&r);
+        return Ok(());
+    }
+    note(r.exports, store);
+    for t in &r.boot_entries_fixed {
+        println!("rewrote the boot entries of '{t}' to name its current snapshot");
+    }
+    println!("restored {} export(s)", r.served.len());
+    Ok(())
+}
+
+pub fn prepare_node(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
+    let p = store.journaled("prepare-node", Some(tree), || {
+        let _lock = store.lock(tree)?;
+        let root = trees::path(
+            store,
+            &crate::refs::TreeRef {
+                tree: tree.clone(),
+                reference: None,
+            },
+        )?;
+        Ok((node::install(&root)?, vec![]))
+    })?;
+    if json {
+        print_json(&p);
+        return Ok(());
+    }
+    for f in &p.files {
+        println!("wrote {f}");
+    }
+    if !p.has_initramfs_tools {
+        eprintln!(
+            "sidus: warning: tree '{tree}' has no initramfs-tools: install a kernel and initramfs-tools in it, or these files do nothing"
+        );
+    }
+    println!(
+        "next: regenerate the tree's initramfs (inside the tree: update-initramfs -u -k all), then `sidus snapshot {tree}` and `sidus publish {tree}`"
+    );
+    Ok(())
+}
