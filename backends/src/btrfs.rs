@@ -11,7 +11,7 @@
 //! ```
 
 use crate::btrfs_qgroup;
-use crate::fsutil::{read_json, write_json_atomic};
+use crate::fsutil::{read_json, write_json_atomic, write_json_xattr};
 use crate::runner::Runner;
 use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
@@ -381,7 +381,8 @@ impl Backend for Btrfs {
         }
         // Metadata first: a crash in between leaves an orphan sidecar (ignored),
         // never a snapshot without its record.
-        write_json_atomic(&self.meta_file(&snap.tree, &snap.id), snap)?;
+        // No fsync needed: the snapshot's transaction commit persists the record.
+        write_json_xattr(&self.meta_file(&snap.tree, &snap.id), snap)?;
         let made = self.btrfs(
             format!("snapshot tree '{}'", snap.tree),
             argv!["subvolume", "snapshot", "-r", &working, &target],
