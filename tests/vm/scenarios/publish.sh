@@ -48,7 +48,7 @@ step "publish lab@$A"
 t0=$(date +%s%N)
 out=$(sidus publish "lab@$A" --json)
 wall=$(ms_since "$t0")
-echo "BENCH btrfs publish (first ID): ${wall} ms wall for the whole command, boot entry in place after $(jq .boot_entry_ms <<<"$out") ms"
+echo "BENCH $SIDUS_TEST_BACKEND publish (first ID): ${wall} ms wall for the whole command, boot entry in place after $(jq .boot_entry_ms <<<"$out") ms"
 assert_eq "$(jq -r .exports <<<"$out")" applied
 fsid_a=$(jq -r .fsid <<<"$out")
 assert_contains "$(exportfs -v)" "/srv/sidus/lab/$A"
@@ -73,7 +73,7 @@ B=$(sidus snapshot lab -m two)
 t0=$(date +%s%N)
 out=$(sidus publish lab --json)
 wall=$(ms_since "$t0")
-echo "BENCH btrfs publish (switch to a newer ID): ${wall} ms wall for the whole command, boot entry in place after $(jq .boot_entry_ms <<<"$out") ms"
+echo "BENCH $SIDUS_TEST_BACKEND publish (switch to a newer ID): ${wall} ms wall for the whole command, boot entry in place after $(jq .boot_entry_ms <<<"$out") ms"
 assert_eq "$(jq -r .id <<<"$out")" "$B"
 assert_eq "$(jq -r .previous <<<"$out")" "$A"
 read -r first <&3 || fail "reading the held-open file failed"
