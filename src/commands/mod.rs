@@ -3,6 +3,7 @@
 mod history;
 mod init;
 mod read;
+mod run;
 mod write;
 
 use crate::cli::{Cli, Command};
@@ -40,6 +41,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Init(_) => unreachable!("handled above"),
+        Command::Create(a) if a.debootstrap.is_some() => run::create(&store, json, &a),
         Command::Create(a) => write::create(&store, json, &a),
         Command::List => read::list(&store, json),
         Command::Snapshot(a) => write::snapshot(&store, json, &a),
@@ -57,6 +59,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Prune(a) => history::prune(&store, json, &a),
         Command::Diff(a) => history::diff(&store, json, &a),
         Command::Du(a) => history::du(&store, json, &a.tree),
+        Command::Run(a) => run::run(&store, json, &a),
+        Command::Shell(a) => run::shell(&store, json, &a),
+        Command::Update(a) => run::update(&store, json, &a),
     }
 }
 
