@@ -119,8 +119,11 @@ fn execute(store: &Store, json: bool, req: Request) -> Result<()> {
 fn describe_failure(r: &Report) -> String {
     match (&r.post, r.rolled_back) {
         (Some(post), _) => format!(
-            "`{}` {}; tree '{}' kept as post snapshot {post} (sidus rollback {0}@{} undoes it)",
-            r.command, r.outcome, r.tree, r.pre
+            "`{}` {}; tree '{tree}' kept as post snapshot {post} (sidus rollback {tree}@{} undoes it)",
+            r.command,
+            r.outcome,
+            r.pre,
+            tree = r.tree,
         ),
         _ => format!(
             "`{}` {}; tree '{}' rolled back to {} (--keep-on-failure keeps a failed run)",

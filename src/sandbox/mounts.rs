@@ -52,20 +52,35 @@ impl Sys for RealSys<'_> {
     }
 
     fn bind_root(&mut self) -> Result<()> {
-        let fd = self.tree.fd();
+        // The handle sidus opened belongs to the host's mount namespace, where
+        // the kernel refuses to bind; reopen the tree in ours and check that it
+        // is still the same directory.
+        let here = TreeRoot::open(self.tree.path())?;
+        same_dir(self.tree, &here)?;
+        let fd = here.fd();
         rustix::mount::mount_bind(fd_path(&fd), fd_path(&fd))
             .with_context(|| format!("bind {} onto itself", self.tree.path().display()))?;
         let bound = TreeRoot::open(self.tree.path())?;
-        let (a, b) = (self.tree.stat()?, bound.stat()?);
-        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
-            bail!("{} changed while the sandbox was being built", self.tree.path().display());
-        }
+        same_dir(self.tree, &bound)?;
         self.bound = Some(bound);
         Ok(())
     }
 
     fn ensure_dir(&mut self, rel: &str) -> Result<()> {
-        self.root().mkdir_all(rel, 0o755).map(drop)
+        match self.root().lstat(rel)? {
+            None => self.root().mkdir_all(rel, 0o755).map(drop),
+            Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(()),
+            Some(st) => {
+                let what = match FileType::from_raw_mode(st.st_mode) {
+                    FileType::Symlink => "it is a symlink",
+                    _ => "it is not a directory",
+                };
+                bail!(
+                    "refusing to mount on {rel} in {}: {what}; a mount point must be a real directory inside the tree",
+                    self.tree.path().display()
+                )
+            }
+        }
     }
 
     fn mount(&mut self, fstype: &str, rel: &str, flags: MountFlags, data: &str) -> Result<()> {
@@ -140,6 +155,14 @@ impl Sys for RealSys<'_> {
         rustix::mount::unmount(".", UnmountFlags::DETACH).context("detach the host's root")?;
         rustix::process::chdir("/").context("chdir /")
     }
+}
+
+fn same_dir(a: &TreeRoot, b: &TreeRoot) -> Result<()> {
+    let (x, y) = (a.stat()?, b.stat()?);
+    if (x.st_dev, x.st_ino) != (y.st_dev, y.st_ino) {
+        bail!("{} changed while the sandbox was being built", a.path().display());
+    }
+    Ok(())
 }
 
 /// Mount points at or below `dir` in this process's mount table, deepest first.

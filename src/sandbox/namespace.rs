@@ -153,11 +153,12 @@ fn report(pipe: &OwnedFd, line: &str) {
     let _ = f.write_all(format!("{line}\n").as_bytes());
 }
 
-/// Dies when `parent` does; returns false when it is already gone.
-fn die_with(parent: Pid) -> bool {
+/// Dies when the parent does; returns false when it is already gone. `None`
+/// for PID 1, whose parent is outside its PID namespace (getppid gives 0).
+fn die_with(parent: Option<Pid>) -> bool {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
-    nix::unistd::getppid() == parent
+    parent.is_none_or(|p| nix::unistd::getppid() == p)
 }
 
 fn ignore(signals: &[libc::c_int]) {
@@ -169,7 +170,7 @@ fn ignore(signals: &[libc::c_int]) {
 
 /// The first child: new namespaces, then PID 1 of the new PID namespace.
 fn helper(tree: &TreeRoot, spec: &Spec, exec: &Exec, parent: Pid, pipe: OwnedFd) -> i32 {
-    if !die_with(parent) {
+    if !die_with(Some(parent)) {
         return 125;
     }
     // Ctrl-C and Ctrl-\ are for the command; the helpers must outlive it.
@@ -178,14 +179,13 @@ fn helper(tree: &TreeRoot, spec: &Spec, exec: &Exec, parent: Pid, pipe: OwnedFd)
         report(&pipe, &format!("error: {e:#}"));
         return 125;
     }
-    let me = nix::unistd::getpid();
     // SAFETY: single-threaded; the child ends in `_exit`.
     match unsafe { fork() } {
         Err(e) => {
             report(&pipe, &format!("error: fork PID 1 of the sandbox: {e}"));
             125
         }
-        Ok(ForkResult::Child) => child_main(|| init(tree, spec, exec, me, pipe)),
+        Ok(ForkResult::Child) => child_main(|| init(tree, spec, exec, pipe)),
         Ok(ForkResult::Parent { child }) => {
             drop(pipe);
             match wait_for(child) {
@@ -197,10 +197,10 @@ fn helper(tree: &TreeRoot, spec: &Spec, exec: &Exec, parent: Pid, pipe: OwnedFd)
 }
 
 /// PID 1 of the sandbox: builds the root, starts the command, reaps orphans.
-fn init(tree: &TreeRoot, spec: &Spec, exec: &Exec, parent: Pid, pipe: OwnedFd) -> i32 {
-    if !die_with(parent) {
-        return 125;
-    }
+fn init(tree: &TreeRoot, spec: &Spec, exec: &Exec, pipe: OwnedFd) -> i32 {
+    // The helper only waits for us: it can die only by a signal, and then we
+    // die too from here on.
+    die_with(None);
     if let Err(e) = build_root(&mut RealSys::new(tree), spec) {
         report(&pipe, &format!("error: {e:#}"));
         return 125;

@@ -22,7 +22,7 @@ pub fn recover(store: &Store, tree: &TreeName) -> Result<()> {
         Ok((what, ids)) => {
             record.remove(store.state_dir())?;
             let note = format!(
-                "finished the run of `{}` (pid {}, started {}) left unfinished: {what}",
+                "finished the interrupted run of `{}` (sidus pid {}, started {}): {what}",
                 record.command,
                 record.pid,
                 record.started.format("%Y-%m-%d %H:%M:%S UTC")
@@ -93,10 +93,10 @@ fn finish(store: &Store, record: &Record) -> Result<(String, Vec<String>)> {
         ))
     } else {
         let why = match status {
-            Some(s) => format!("`{}` exited with status {s}", record.command),
-            None => format!("`{}` was interrupted", record.command),
+            Some(s) => format!("the command had exited with status {s}"),
+            None => "the command was interrupted".to_string(),
         };
-        roll_back(store, record, &why)?;
+        roll_back(store, record, &format!("`{}`: {why}", record.command))?;
         Ok((
             format!("{why}; the tree is rolled back to {}", record.pre),
             vec![record.pre.to_string()],
