@@ -134,7 +134,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "PKGS", requires = "debootstrap")]
     pub include: Option<String>,
     /// With --debootstrap: the debootstrap variant.
-    #[arg(long, value_name = "VARIANT", default_value = "minbase", requires = "debootstrap")]
+    #[arg(
+        long,
+        value_name = "VARIANT",
+        default_value = "minbase",
+        requires = "debootstrap"
+    )]
     pub variant: String,
 }
 

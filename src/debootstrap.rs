@@ -118,9 +118,11 @@ pub fn pick_mirror<'a>(sources: &'a [Source], suite: &str) -> Option<&'a Source>
         .iter()
         .find(|s| s.suites.iter().any(|x| x == suite))
         .or_else(|| {
-            sources
-                .iter()
-                .find(|s| s.suites.iter().any(|x| !x.contains('-') && !x.contains('/')))
+            sources.iter().find(|s| {
+                s.suites
+                    .iter()
+                    .any(|x| !x.contains('-') && !x.contains('/'))
+            })
         })
 }
 
@@ -172,7 +174,10 @@ pub fn create(store: &Store, tree: &TreeName, b: &Bootstrap) -> Result<(PathBuf,
             let Some(src) = pick_mirror(&sources, &b.suite) else {
                 bail!("no apt source on this host to take a mirror from: pass --mirror URL");
             };
-            (src.uri.clone(), src.signed_by.clone().filter(|k| k.is_file()))
+            (
+                src.uri.clone(),
+                src.signed_by.clone().filter(|k| k.is_file()),
+            )
         }
     };
     let _lock = store.lock(tree)?;
@@ -318,13 +323,19 @@ Signed-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n";
     fn the_mirror_listing_the_suite_wins_else_a_release_one() {
         let mut s = parse_deb822(DEB822);
         s.reverse();
-        assert_eq!(pick_mirror(&s, "bookworm").unwrap().uri, "http://mirror.example/debian");
+        assert_eq!(
+            pick_mirror(&s, "bookworm").unwrap().uri,
+            "http://mirror.example/debian"
+        );
         assert_eq!(
             pick_mirror(&s, "bookworm-security").unwrap().uri,
             "http://mirror.example/debian-security"
         );
         // Another suite: the archive of the host's release, not its security one.
-        assert_eq!(pick_mirror(&s, "trixie").unwrap().uri, "http://mirror.example/debian");
+        assert_eq!(
+            pick_mirror(&s, "trixie").unwrap().uri,
+            "http://mirror.example/debian"
+        );
         assert!(pick_mirror(&[], "trixie").is_none());
     }
 

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 /// start-stop-daemon among them, and an empty etc/resolv.conf.
 fn busybox_tree(store: &TestStore, name: &str, tweak: impl FnOnce(&Path)) -> PathBuf {
     let src = store.dir.path().join(format!("src-{name}"));
-    for d in ["bin", "sbin", "usr/sbin", "etc", "root", "mnt", "tmp", "run"] {
+    for d in [
+        "bin", "sbin", "usr/sbin", "etc", "root", "mnt", "tmp", "run",
+    ] {
         fs::create_dir_all(src.join(d)).unwrap();
     }
     fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox-static installed");
@@ -45,7 +47,10 @@ fn snapshots(store: &TestStore, tree: &str) -> Vec<serde_json::Value> {
 
 /// PIDs of processes whose argv is exactly `argv`.
 fn processes(argv: &[&str]) -> Vec<String> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| {
@@ -62,7 +67,13 @@ fn host_mounts_under(dir: &Path) -> Vec<String> {
     let dir = format!("{}/", dir.display());
     ["/proc/self/mountinfo", "/proc/1/mountinfo"]
         .iter()
-        .flat_map(|f| fs::read_to_string(f).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|f| {
+            fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .filter(|l| l.split(' ').nth(4).is_some_and(|m| m.starts_with(&dir)))
         .collect()
 }
@@ -70,7 +81,11 @@ fn host_mounts_under(dir: &Path) -> Vec<String> {
 fn wait_for(path: &Path) {
     let start = Instant::now();
     while !path.exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "{} never appeared", path.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -119,20 +134,32 @@ fn root_btrfs_run_writes_files_between_pre_and_post_snapshots() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("policy=101"), "{stdout}");
-    assert!(stdout.contains("env=noninteractive:C.UTF-8:sidus:unset"), "{stdout}");
+    assert!(
+        stdout.contains("env=noninteractive:C.UTF-8:sidus:unset"),
+        "{stdout}"
+    );
     assert!(stderr.contains("fake start-stop-daemon"), "{stderr}");
-    assert_eq!(fs::read_to_string(tree.join("etc/motd")).unwrap(), "welcome\n");
+    assert_eq!(
+        fs::read_to_string(tree.join("etc/motd")).unwrap(),
+        "welcome\n"
+    );
     // /tmp and /run were the run's own tmpfs; the wrappers are gone.
     assert!(!tree.join("tmp/t").exists() && !tree.join("run/r").exists());
     assert_wrappers_gone(&tree);
     let snaps = snapshots(&store, "bb");
     assert_eq!(snaps.len(), 2);
     let (pre, post) = (&snaps[0], &snaps[1]);
-    assert_eq!((pre["kind"].as_str(), post["kind"].as_str()), (Some("pre"), Some("post")));
+    assert_eq!(
+        (pre["kind"].as_str(), post["kind"].as_str()),
+        (Some("pre"), Some("post"))
+    );
     assert_eq!(post["pre"], pre["id"]);
     assert_eq!(post["status"], 0);
     assert_eq!(post["message"], "write motd");
-    assert!(post["command"].as_str().unwrap().starts_with("sh -c 'cat > /etc/motd;"));
+    assert!(post["command"]
+        .as_str()
+        .unwrap()
+        .starts_with("sh -c 'cat > /etc/motd;"));
     // The pre snapshot has neither the change nor any wrapper.
     let pre_path = store.path(&format!("bb@{}", pre["id"].as_str().unwrap()));
     assert!(!pre_path.join("etc/motd").exists());
@@ -147,7 +174,11 @@ fn root_btrfs_run_leaves_no_daemon_and_no_mount() {
     let child = spawn_sidus(
         &store,
         &[
-            "run", "bb", "--", "sh", "-c",
+            "run",
+            "bb",
+            "--",
+            "sh",
+            "-c",
             "mount -t tmpfs leak /mnt && (setsid sleep 31337 &) && sleep 31338 & \
              sleep 0.3; touch /root/up; sleep 1; exit 0",
         ],
@@ -174,22 +205,37 @@ fn root_btrfs_run_failure_rolls_back_and_passes_the_status() {
     let err = store
         .sidus(&["run", "bb", "--", "sh", "-c", "echo x > /root/bad; exit 7"])
         .fails(7);
-    assert!(err.contains("exited with status 7; tree 'bb' rolled back to"), "{err}");
+    assert!(
+        err.contains("exited with status 7; tree 'bb' rolled back to"),
+        "{err}"
+    );
     assert!(!tree.join("root/bad").exists());
     assert_wrappers_gone(&tree);
     let snaps = snapshots(&store, "bb");
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0]["kind"], "pre");
     let log = store.sidus(&["log", "bb", "--json"]).json();
-    let actions: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert!(actions.starts_with(&["run", "rollback"]), "{actions:?}");
     assert!(log[0]["outcome"].as_str().unwrap().starts_with("failed: "));
     // Success and signal deaths pass through too.
     store.sidus(&["run", "bb", "--", "true"]).ok();
-    store.sidus(&["run", "bb", "--", "sh", "-c", "kill -TERM $$"]).fails(143);
+    store
+        .sidus(&["run", "bb", "--", "sh", "-c", "kill -TERM $$"])
+        .fails(143);
     // A command that does not exist is a failure of the command: 127.
-    let err = store.sidus(&["run", "bb", "--", "no-such-command"]).fails(127);
-    assert!(err.contains("no-such-command: command not found in the tree"), "{err}");
+    let err = store
+        .sidus(&["run", "bb", "--", "no-such-command"])
+        .fails(127);
+    assert!(
+        err.contains("no-such-command: command not found in the tree"),
+        "{err}"
+    );
     // Usage errors stay sidus's own.
     store.sidus(&["run", "bb"]).fails(2);
     store.sidus(&["run", "nosuchtree", "--", "true"]).fails(1);
@@ -201,7 +247,15 @@ fn root_btrfs_run_keep_on_failure_keeps_the_state_as_post() {
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |_| {});
     let err = store
-        .sidus(&["run", "bb", "--keep-on-failure", "--", "sh", "-c", "echo x > /root/half; exit 3"])
+        .sidus(&[
+            "run",
+            "bb",
+            "--keep-on-failure",
+            "--",
+            "sh",
+            "-c",
+            "echo x > /root/half; exit 3",
+        ])
         .fails(3);
     assert!(err.contains("kept as post snapshot"), "{err}");
     assert!(tree.join("root/half").exists());
@@ -223,10 +277,18 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
         if keep {
             args.push("--keep-on-failure");
         }
-        args.extend(["--", "sh", "-c", "touch /root/started; sleep 31339 & sleep 31339"]);
+        args.extend([
+            "--",
+            "sh",
+            "-c",
+            "touch /root/started; sleep 31339 & sleep 31339",
+        ]);
         let mut child = spawn_sidus(&store, &args);
         wait_for(&marker);
-        assert!(tree.join("usr/sbin/policy-rc.d").exists(), "wrappers in place mid-run");
+        assert!(
+            tree.join("usr/sbin/policy-rc.d").exists(),
+            "wrappers in place mid-run"
+        );
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGKILL,
@@ -236,14 +298,21 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
         // The sandbox died with sidus: no process and no mount left.
         let start = Instant::now();
         while !processes(&["sleep", "31339"]).is_empty() {
-            assert!(start.elapsed() < Duration::from_secs(5), "sandbox outlived sidus");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "sandbox outlived sidus"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(host_mounts_under(store.mnt.as_path()), Vec::<String>::new());
         // The next command on the tree finishes the run first.
         let out = store.sidus(&["snapshot", "bb", "-m", "next"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
-        assert!(out.stderr.contains("finished the interrupted run"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("finished the interrupted run"),
+            "{}",
+            out.stderr
+        );
         assert_wrappers_gone(&tree);
         assert!(!store.mnt.join(".sidus/runs/bb.json").exists());
         let snaps = snapshots(&store, "bb");
@@ -257,7 +326,11 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
             assert_eq!(kinds, ["pre", "manual"]);
         }
         let log = store.sidus(&["log", "bb", "--json"]).json();
-        assert!(log.as_array().unwrap().iter().any(|e| e["action"] == "recover"));
+        assert!(log
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "recover"));
     }
 }
 
@@ -294,8 +367,14 @@ fn root_btrfs_run_symlinks_in_the_tree_never_reach_the_host() {
         ])
         .ok();
     assert_eq!(TestStore::listing(&host), before, "host untouched");
-    assert_eq!(fs::read_link(tree.join("usr/sbin/policy-rc.d")).unwrap(), host.join("victim"));
-    assert_eq!(fs::read_link(tree.join("sbin/start-stop-daemon")).unwrap(), host.join("victim"));
+    assert_eq!(
+        fs::read_link(tree.join("usr/sbin/policy-rc.d")).unwrap(),
+        host.join("victim")
+    );
+    assert_eq!(
+        fs::read_link(tree.join("sbin/start-stop-daemon")).unwrap(),
+        host.join("victim")
+    );
     assert!(!tree.join("sbin/start-stop-daemon.REAL").exists());
     // The tree's run and tmp were purged: the links themselves, not their targets.
     assert_eq!(fs::read_dir(tree.join("run")).unwrap().count(), 0);
@@ -314,8 +393,13 @@ fn root_btrfs_run_refuses_mount_points_that_are_links() {
             let _ = fs::remove_dir(src.join(dir));
             symlink(&h, src.join(dir)).unwrap();
         });
-        let err = store.sidus(&["run", &name, "--", "touch", "/root/ran"]).fails(1);
-        assert!(err.contains(&format!("refusing to mount on {dir}")), "{err}");
+        let err = store
+            .sidus(&["run", &name, "--", "touch", "/root/ran"])
+            .fails(1);
+        assert!(
+            err.contains(&format!("refusing to mount on {dir}")),
+            "{err}"
+        );
         assert!(!tree.join("root/ran").exists());
         assert_eq!(fs::read_link(tree.join(dir)).unwrap(), host);
         assert_wrappers_gone(&tree);
@@ -336,17 +420,33 @@ fn root_btrfs_run_resolv_conf_linking_into_run_gets_the_hosts_in_the_runs_tmpfs(
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |src| {
         fs::remove_file(src.join("etc/resolv.conf")).unwrap();
-        symlink("../run/systemd/resolve/stub-resolv.conf", src.join("etc/resolv.conf")).unwrap();
+        symlink(
+            "../run/systemd/resolve/stub-resolv.conf",
+            src.join("etc/resolv.conf"),
+        )
+        .unwrap();
     });
-    let out = store.sidus(&["run", "bb", "--", "cat", "/etc/resolv.conf"]).ok();
+    let out = store
+        .sidus(&["run", "bb", "--", "cat", "/etc/resolv.conf"])
+        .ok();
     assert_eq!(out.as_bytes(), fs::read("/etc/resolv.conf").unwrap());
     assert_eq!(fs::read_dir(tree.join("run")).unwrap().count(), 0);
     // A regular file is bound over, read-only, and left as it was.
     let tree2 = busybox_tree(&store, "bb2", |_| {});
     let out = store
-        .sidus(&["run", "bb2", "--", "sh", "-c", "cat /etc/resolv.conf; echo x >> /etc/resolv.conf && echo WROTE; true"])
+        .sidus(&[
+            "run",
+            "bb2",
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/resolv.conf; echo x >> /etc/resolv.conf && echo WROTE; true",
+        ])
         .ok();
-    assert!(out.starts_with(&fs::read_to_string("/etc/resolv.conf").unwrap()), "{out}");
+    assert!(
+        out.starts_with(&fs::read_to_string("/etc/resolv.conf").unwrap()),
+        "{out}"
+    );
     assert!(!out.contains("WROTE"));
     assert_eq!(fs::read(tree2.join("etc/resolv.conf")).unwrap(), b"");
 }

@@ -110,7 +110,10 @@ fn execute(store: &Store, json: bool, req: Request) -> Result<()> {
             print_json(r);
         } else if let (true, Some(post)) = (r.outcome.success(), &r.post) {
             // stdout is the command's: sidus speaks on stderr.
-            eprintln!("sidus: tree '{}': post snapshot {post} (pre {})", r.tree, r.pre);
+            eprintln!(
+                "sidus: tree '{}': post snapshot {post} (pre {})",
+                r.tree, r.pre
+            );
         }
     }
     result

@@ -82,7 +82,8 @@ pub fn plan_resolv(root: &TreeRoot, host_has_one: bool) -> Result<Resolv> {
     }
     let Some(st) = root.lstat("etc/resolv.conf")? else {
         return Ok(Resolv::Off(
-            "the tree has no etc/resolv.conf (create an empty one to get the host's during runs)".into(),
+            "the tree has no etc/resolv.conf (create an empty one to get the host's during runs)"
+                .into(),
         ));
     };
     use rustix::fs::FileType;
@@ -230,7 +231,11 @@ mod tests {
             Ok(())
         }
         fn mount(&mut self, fstype: &str, rel: &str, flags: MountFlags, _: &str) -> Result<()> {
-            let ro = if flags.contains(MountFlags::RDONLY) { " ro" } else { "" };
+            let ro = if flags.contains(MountFlags::RDONLY) {
+                " ro"
+            } else {
+                ""
+            };
             self.0.push(format!("mount {fstype} {rel}{ro}"));
             Ok(())
         }
@@ -265,7 +270,10 @@ mod tests {
             argv: vec!["true".into()],
             env: clean_env(None, &[]),
             resolv,
-            host_resolv: ("/etc/resolv.conf".into(), b"nameserver 192.0.2.1\n".to_vec()),
+            host_resolv: (
+                "/etc/resolv.conf".into(),
+                b"nameserver 192.0.2.1\n".to_vec(),
+            ),
         }
     }
 
@@ -282,7 +290,10 @@ mod tests {
         build_root(&mut r, &spec(Resolv::BindOver)).unwrap();
         let ops = r.0;
         assert_eq!(ops[..2], ["unshare mnt,pid,ipc,uts", "private /"]);
-        let first_mount = ops.iter().position(|o| o.starts_with("mount") || o.starts_with("bind")).unwrap();
+        let first_mount = ops
+            .iter()
+            .position(|o| o.starts_with("mount") || o.starts_with("bind"))
+            .unwrap();
         assert!(first_mount > 1);
         assert_eq!(ops.last().unwrap(), "pivot-root");
         // Mount points exist before they are mounted on; sys is read-only.
@@ -295,7 +306,10 @@ mod tests {
         assert!(position(&ops, "mkdir dev/pts") < position(&ops, "mount devpts dev/pts"));
         assert!(ops.contains(&"symlink dev/ptmx -> pts/ptmx".to_string()));
         assert!(position(&ops, "mount tmpfs run") < position(&ops, "mkdir run/lock"));
-        assert!(position(&ops, "bind-ro /etc/resolv.conf etc/resolv.conf") < position(&ops, "pivot-root"));
+        assert!(
+            position(&ops, "bind-ro /etc/resolv.conf etc/resolv.conf")
+                < position(&ops, "pivot-root")
+        );
     }
 
     #[test]

@@ -47,8 +47,11 @@ impl Sys for RealSys<'_> {
     }
 
     fn make_private(&mut self) -> Result<()> {
-        rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
-            .context("make mount propagation private")
+        rustix::mount::mount_change(
+            "/",
+            MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+        )
+        .context("make mount propagation private")
     }
 
     fn bind_root(&mut self) -> Result<()> {
@@ -86,8 +89,14 @@ impl Sys for RealSys<'_> {
     fn mount(&mut self, fstype: &str, rel: &str, flags: MountFlags, data: &str) -> Result<()> {
         let target = self.root().mount_point(rel)?;
         let data = CString::new(data).expect("no NUL in mount options");
-        rustix::mount::mount(fstype, fd_path(&target), fstype, flags, Some(data.as_c_str()))
-            .with_context(|| format!("mount {fstype} on {}", self.in_tree(rel)))
+        rustix::mount::mount(
+            fstype,
+            fd_path(&target),
+            fstype,
+            flags,
+            Some(data.as_c_str()),
+        )
+        .with_context(|| format!("mount {fstype} on {}", self.in_tree(rel)))
     }
 
     fn bind_file_ro(&mut self, host: &Path, rel: &str) -> Result<()> {
@@ -117,8 +126,13 @@ impl Sys for RealSys<'_> {
         )
         .with_context(|| format!("mknod {}", self.in_tree(rel)))?;
         // mknod honours the umask; device nodes need their exact mode.
-        rfs::chmodat(&dir, name.as_str(), Mode::from_raw_mode(mode), rfs::AtFlags::empty())
-            .with_context(|| format!("chmod {}", self.in_tree(rel)))
+        rfs::chmodat(
+            &dir,
+            name.as_str(),
+            Mode::from_raw_mode(mode),
+            rfs::AtFlags::empty(),
+        )
+        .with_context(|| format!("chmod {}", self.in_tree(rel)))
     }
 
     fn symlink(&mut self, target: &str, rel: &str) -> Result<()> {
@@ -137,7 +151,8 @@ impl Sys for RealSys<'_> {
             .root()
             .open_no_links(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)
             .with_context(|| format!("open {}", self.in_tree(rel)))?;
-        rfs::fchmod(&fd, Mode::from_raw_mode(mode)).with_context(|| format!("chmod {}", self.in_tree(rel)))
+        rfs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .with_context(|| format!("chmod {}", self.in_tree(rel)))
     }
 
     fn write_new(&mut self, rel: &str, mode: u32, contents: &[u8]) -> Result<()> {
@@ -160,14 +175,18 @@ impl Sys for RealSys<'_> {
 fn same_dir(a: &TreeRoot, b: &TreeRoot) -> Result<()> {
     let (x, y) = (a.stat()?, b.stat()?);
     if (x.st_dev, x.st_ino) != (y.st_dev, y.st_ino) {
-        bail!("{} changed while the sandbox was being built", a.path().display());
+        bail!(
+            "{} changed while the sandbox was being built",
+            a.path().display()
+        );
     }
     Ok(())
 }
 
 /// Mount points at or below `dir` in this process's mount table, deepest first.
 pub fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     let mut found: Vec<PathBuf> = text
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
@@ -184,7 +203,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -215,7 +237,11 @@ pub fn processes_rooted_in(tree: &TreeRoot) -> Result<Vec<i32>> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").context("read /proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {

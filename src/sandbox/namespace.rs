@@ -157,7 +157,15 @@ fn report(pipe: &OwnedFd, line: &str) {
 /// for PID 1, whose parent is outside its PID namespace (getppid gives 0).
 fn die_with(parent: Option<Pid>) -> bool {
     // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     parent.is_none_or(|p| nix::unistd::getppid() == p)
 }
 
@@ -248,7 +256,11 @@ impl Exec {
         let Some(prog) = spec.argv.first() else {
             bail!("no command to run")
         };
-        let argv = spec.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
+        let argv = spec
+            .argv
+            .iter()
+            .map(|a| cstr(a))
+            .collect::<Result<Vec<_>>>()?;
         let env = spec
             .env
             .iter()
@@ -297,7 +309,11 @@ impl Exec {
         if err == nix::errno::Errno::ENOENT && !prog.contains('/') {
             eprintln!("sidus: {prog}: command not found in the tree (PATH={PATH})");
         } else {
-            eprintln!("sidus: cannot run {}: {}", path.to_string_lossy(), err.desc());
+            eprintln!(
+                "sidus: cannot run {}: {}",
+                path.to_string_lossy(),
+                err.desc()
+            );
         }
         127
     }
@@ -317,8 +333,14 @@ impl SignalGuard {
         for (sig, handler) in [
             (libc::SIGINT, libc::SIG_IGN),
             (libc::SIGQUIT, libc::SIG_IGN),
-            (libc::SIGTERM, abort_sandbox as *const () as libc::sighandler_t),
-            (libc::SIGHUP, abort_sandbox as *const () as libc::sighandler_t),
+            (
+                libc::SIGTERM,
+                abort_sandbox as *const () as libc::sighandler_t,
+            ),
+            (
+                libc::SIGHUP,
+                abort_sandbox as *const () as libc::sighandler_t,
+            ),
         ] {
             // SAFETY: plain sigaction calls; the handler is async-signal-safe.
             unsafe {
@@ -390,7 +412,10 @@ mod tests {
     fn report_lines_become_outcomes_or_errors() {
         let ok = WaitStatus::Exited(Pid::from_raw(1), 0);
         assert_eq!(parse_report("exit 4\n", ok).unwrap(), Outcome::Exited(4));
-        assert_eq!(parse_report("signal 15\n", ok).unwrap(), Outcome::Signaled(15));
+        assert_eq!(
+            parse_report("signal 15\n", ok).unwrap(),
+            Outcome::Signaled(15)
+        );
         let e = parse_report("error: refusing to mount on tmp\n", ok).unwrap_err();
         assert_eq!(e.to_string(), "refusing to mount on tmp");
         let killed = WaitStatus::Signaled(Pid::from_raw(1), Signal::SIGKILL, false);

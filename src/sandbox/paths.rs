@@ -133,11 +133,8 @@ impl TreeRoot {
     /// A mount point: a directory reached without any symlink, held by an
     /// `O_PATH` handle so it cannot be swapped before the mount.
     pub fn mount_point(&self, rel: &str) -> Result<OwnedFd> {
-        self.open_no_links(
-            rel,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW,
-        )
-        .map_err(|e| refusal(&self.path, rel, e))
+        self.open_no_links(rel, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW)
+            .map_err(|e| refusal(&self.path, rel, e))
     }
 
     /// A file to mount over: a regular file reached without any symlink.
@@ -261,8 +258,16 @@ mod tests {
     #[test]
     fn links_resolve_inside_the_root_as_the_kernel_does() {
         let cases = [
-            ("etc", "../run/systemd/resolve/stub-resolv.conf", "run/systemd/resolve/stub-resolv.conf"),
-            ("etc", "/run/resolvconf/resolv.conf", "run/resolvconf/resolv.conf"),
+            (
+                "etc",
+                "../run/systemd/resolve/stub-resolv.conf",
+                "run/systemd/resolve/stub-resolv.conf",
+            ),
+            (
+                "etc",
+                "/run/resolvconf/resolv.conf",
+                "run/resolvconf/resolv.conf",
+            ),
             ("etc", "../../../../../../run/x", "run/x"),
             ("etc", "/etc/shadow", "etc/shadow"),
             ("etc", "resolv.conf.real", "etc/resolv.conf.real"),
@@ -287,16 +292,22 @@ mod tests {
             root.open_in("escape/secret", OFlags::RDONLY).unwrap_err(),
             Errno::NOENT
         );
-        let up = root.open_in("etc/up", OFlags::PATH | OFlags::DIRECTORY).unwrap();
+        let up = root
+            .open_in("etc/up", OFlags::PATH | OFlags::DIRECTORY)
+            .unwrap();
         assert_eq!(rfs::fstat(&up).unwrap().st_ino, root.stat().unwrap().st_ino);
         // No mount point through a link, and none that is a link.
         assert!(root.mount_point("escape").is_err());
         assert!(root.mount_point("etc/up").is_err());
         root.mount_point("etc").unwrap();
         // Creating a file never goes through a link planted at its name.
-        std::os::unix::fs::symlink(outside.path().join("new"), tree.path().join("etc/new")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("new"), tree.path().join("etc/new"))
+            .unwrap();
         let (dir, name) = root.parent("etc/new").unwrap();
-        assert_eq!(create_new(&dir, &name, 0o644, b"x").unwrap_err(), Errno::EXIST);
+        assert_eq!(
+            create_new(&dir, &name, 0o644, b"x").unwrap_err(),
+            Errno::EXIST
+        );
         assert!(!outside.path().join("new").exists());
         assert_eq!(read_regular(&dir, "new", 10).unwrap(), None);
         // mkdir_all creates inside the tree, never at a link's host target.

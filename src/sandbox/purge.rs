@@ -18,7 +18,9 @@ pub fn purge(root: &TreeRoot, rel: &str, keep: &[&str]) -> Result<Option<String>
         Err(Errno::LOOP) | Err(Errno::XDEV) | Err(Errno::NOTDIR) => {
             return Ok(Some(format!("{rel} is not a plain directory: not purged")))
         }
-        Err(e) => return Err(e).with_context(|| format!("open {rel} in {}", root.path().display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("open {rel} in {}", root.path().display()))
+        }
     };
     let dev = root.stat()?.st_dev;
     if rfs::fstat(&dir)?.st_dev != dev {
@@ -94,7 +96,10 @@ mod tests {
         symlink(host.path(), t.path().join("tmp")).unwrap();
         let root = TreeRoot::open(t.path()).unwrap();
         assert_eq!(purge(&root, "run", &["lock"]).unwrap(), None);
-        let left: Vec<_> = fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(&run)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, ["lock"]);
         assert_eq!(fs::read_dir(run.join("lock")).unwrap().count(), 0);
         // A tmp that is a link to the host is left alone, and so is the host.

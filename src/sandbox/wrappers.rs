@@ -210,7 +210,10 @@ mod tests {
         let sbin = t.path().join("usr/sbin");
         assert_eq!(fs::read(sbin.join("policy-rc.d")).unwrap(), POLICY_RC_D);
         assert_eq!(fs::read(sbin.join("start-stop-daemon")).unwrap(), FAKE_SSD);
-        assert_eq!(fs::read(sbin.join("start-stop-daemon.REAL")).unwrap(), b"real");
+        assert_eq!(
+            fs::read(sbin.join("start-stop-daemon.REAL")).unwrap(),
+            b"real"
+        );
         assert!(restore(&root, &plan).unwrap().is_empty());
         assert!(restore(&root, &plan).unwrap().is_empty(), "idempotent");
         let mut names: Vec<_> = fs::read_dir(&sbin)
@@ -231,7 +234,10 @@ mod tests {
         install(&root, &plan).unwrap();
         fs::write(t.path().join("usr/sbin/start-stop-daemon"), "new").unwrap();
         restore(&root, &plan).unwrap();
-        assert_eq!(fs::read(t.path().join("usr/sbin/start-stop-daemon")).unwrap(), b"new");
+        assert_eq!(
+            fs::read(t.path().join("usr/sbin/start-stop-daemon")).unwrap(),
+            b"new"
+        );
         assert!(!t.path().join("usr/sbin/start-stop-daemon.REAL").exists());
         assert!(!t.path().join("usr/sbin/policy-rc.d").exists());
     }

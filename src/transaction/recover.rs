@@ -61,7 +61,10 @@ fn finish(store: &Store, record: &Record) -> Result<(String, Vec<String>)> {
     }
     let snaps = store.backend.list_snapshots(Some(tree))?;
     if !snaps.iter().any(|s| s.id == record.pre) {
-        bail!("its pre snapshot {} is gone: check the tree by hand, then remove the record", record.pre);
+        bail!(
+            "its pre snapshot {} is gone: check the tree by hand, then remove the record",
+            record.pre
+        );
     }
     if let Some(post) = snaps
         .iter()
