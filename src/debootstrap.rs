@@ -248,6 +248,9 @@ pub fn prepare(path: &Path) -> Result<()> {
     }
     purge(&root, "run", &["lock"])?;
     purge(&root, "tmp", &[])?;
+    // The downloaded packages (apt-get clean); the lists stay, so `sidus run
+    // TREE -- apt-get install` works without an update first.
+    purge(&root, "var/cache/apt/archives", &["partial", "lock"])?;
     Ok(())
 }
 
@@ -357,10 +360,14 @@ Signed-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n";
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("machine-id"), "abc\n").unwrap();
         std::fs::write(etc.join("hostname"), "buildhost\n").unwrap();
+        let debs = t.path().join("var/cache/apt/archives");
+        std::fs::create_dir_all(debs.join("partial")).unwrap();
+        std::fs::write(debs.join("hello_1_amd64.deb"), "x").unwrap();
         std::os::unix::fs::symlink(host.path().join("victim"), etc.join("resolv.conf")).unwrap();
         prepare(t.path()).unwrap();
         assert_eq!(std::fs::read(etc.join("machine-id")).unwrap(), b"");
         assert!(!etc.join("hostname").exists());
+        assert!(!debs.join("hello_1_amd64.deb").exists() && debs.join("partial").is_dir());
         assert_eq!(std::fs::read(host.path().join("victim")).unwrap(), b"host");
     }
 }
