@@ -450,3 +450,35 @@ fn root_btrfs_run_resolv_conf_linking_into_run_gets_the_hosts_in_the_runs_tmpfs(
     assert!(!out.contains("WROTE"));
     assert_eq!(fs::read(tree2.join("etc/resolv.conf")).unwrap(), b"");
 }
+
+#[test]
+fn root_btrfs_shell_keeps_the_session_whatever_its_status() {
+    require_root_btrfs!();
+    let store = TestStore::new();
+    let tree = busybox_tree(&store, "bb", |_| {});
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidus"))
+        .args(["shell", "bb", "-m", "by hand"])
+        .env("SIDUS_CONFIG", &store.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo $debian_chroot > /root/session\nexit 3\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("kept as post snapshot"), "{stderr}");
+    assert_eq!(fs::read_to_string(tree.join("root/session")).unwrap(), "sidus:bb\n");
+    let snaps = snapshots(&store, "bb");
+    assert_eq!(snaps[1]["kind"], "post");
+    assert_eq!(snaps[1]["status"], 3);
+    assert_eq!(snaps[1]["command"], "/bin/sh");
+    assert_eq!(snaps[1]["message"], "by hand");
+}

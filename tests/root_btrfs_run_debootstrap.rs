@@ -168,4 +168,11 @@ fn root_btrfs_run_debootstrap_apt_install_then_failing_dpkg_rolls_back() {
     );
     assert_eq!(dpkg_status(&tree, "sidus-bad"), None);
     assert!(tree.join("usr/bin/hello").exists());
+
+    // `sidus update`: apt-get update and a full-upgrade, as one run.
+    store.sidus(&["update", "deb"]).ok();
+    let snaps = store.sidus(&["snapshots", "deb", "--json"]).json();
+    let last = snaps.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["kind"].as_str(), last["message"].as_str()), (Some("post"), Some("update")));
+    assert!(last["command"].as_str().unwrap().contains("full-upgrade"));
 }
