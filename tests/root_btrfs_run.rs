@@ -475,7 +475,10 @@ fn root_btrfs_shell_keeps_the_session_whatever_its_status() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("kept as post snapshot"), "{stderr}");
-    assert_eq!(fs::read_to_string(tree.join("root/session")).unwrap(), "sidus:bb\n");
+    assert_eq!(
+        fs::read_to_string(tree.join("root/session")).unwrap(),
+        "sidus:bb\n"
+    );
     let snaps = snapshots(&store, "bb");
     assert_eq!(snaps[1]["kind"], "post");
     assert_eq!(snaps[1]["status"], 3);

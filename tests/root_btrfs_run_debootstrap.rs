@@ -173,6 +173,9 @@ fn root_btrfs_run_debootstrap_apt_install_then_failing_dpkg_rolls_back() {
     store.sidus(&["update", "deb"]).ok();
     let snaps = store.sidus(&["snapshots", "deb", "--json"]).json();
     let last = snaps.as_array().unwrap().last().unwrap().clone();
-    assert_eq!((last["kind"].as_str(), last["message"].as_str()), (Some("post"), Some("update")));
+    assert_eq!(
+        (last["kind"].as_str(), last["message"].as_str()),
+        (Some("post"), Some("update"))
+    );
     assert!(last["command"].as_str().unwrap().contains("full-upgrade"));
 }
