@@ -166,8 +166,19 @@ impl Sys for RealSys<'_> {
         rustix::process::fchdir(root.fd()).context("enter the tree")?;
         // pivot_root(".", "."): the host's root ends up under the new one and is
         // detached at once, so nothing in the sandbox can reach the host's files.
-        rustix::process::pivot_root(".", ".").context("pivot_root into the tree")?;
-        rustix::mount::unmount(".", UnmountFlags::DETACH).context("detach the host's root")?;
+        match rustix::process::pivot_root(".", ".") {
+            Ok(()) => {
+                rustix::mount::unmount(".", UnmountFlags::DETACH)
+                    .context("detach the host's root")?;
+            }
+            // The host runs from an initramfs (rootfs cannot be pivoted away):
+            // move the tree over / and chroot, as switch_root does.
+            Err(rustix::io::Errno::INVAL) => {
+                rustix::mount::mount_move(".", "/").context("move the tree onto /")?;
+                rustix::process::chroot(".").context("chroot into the tree")?;
+            }
+            Err(e) => return Err(e).context("pivot_root into the tree"),
+        }
         rustix::process::chdir("/").context("chdir /")
     }
 }
