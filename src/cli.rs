@@ -78,6 +78,22 @@ pub enum Command {
     Restore,
     /// Install into a tree what a diskless node needs: NFS root with a tmpfs overlay, /run/sidus-node.
     PrepareNode(TreeArg),
+    /// Run a command inside a tree, between a pre and a post snapshot; roll back if it fails.
+    ///
+    /// The command runs chrooted in the tree, in new mount, PID, IPC and UTS
+    /// namespaces: fresh /proc, read-only /sys, a minimal /dev, tmpfs /run and
+    /// /tmp, the host's resolv.conf, a clean environment, and no daemon started
+    /// by package scripts (policy-rc.d, fake start-stop-daemon). When it ends,
+    /// every process it left is killed and every mount it made vanishes. sidus
+    /// exits with the command's status.
+    Run(RunArgs),
+    /// Open an interactive shell inside a tree, wrapped as `sidus run` is.
+    ///
+    /// Whatever the shell's exit status, the changes are kept as a post snapshot;
+    /// `sidus rollback TREE@PRE` undoes them.
+    Shell(ShellArgs),
+    /// Upgrade a tree's packages (apt-get update, then full-upgrade) as one run.
+    Update(UpdateArgs),
 }
 
 /// `sidus publish`
@@ -147,8 +163,25 @@ pub struct CreateArgs {
     #[arg(value_name = "TREE")]
     pub tree: TreeName,
     /// Copy this directory's content into the new tree.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "debootstrap")]
     pub from_dir: Option<PathBuf>,
+    /// Bootstrap a Debian or Ubuntu SUITE into the new tree and prepare it for diskless nodes.
+    #[arg(long, value_name = "SUITE")]
+    pub debootstrap: Option<String>,
+    /// With --debootstrap: the mirror (default: the host's apt source for SUITE).
+    #[arg(long, value_name = "URL", requires = "debootstrap")]
+    pub mirror: Option<String>,
+    /// With --debootstrap: extra packages, comma-separated.
+    #[arg(long, value_name = "PKGS", requires = "debootstrap")]
+    pub include: Option<String>,
+    /// With --debootstrap: the debootstrap variant.
+    #[arg(
+        long,
+        value_name = "VARIANT",
+        default_value = "minbase",
+        requires = "debootstrap"
+    )]
+    pub variant: String,
 }
 
 /// A single TREE argument.
@@ -277,4 +310,46 @@ pub struct DiffArgs {
     /// Compare the Debian package sets (var/lib/dpkg/status) instead of files.
     #[arg(long)]
     pub packages: bool,
+}
+
+/// `sidus run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The tree.
+    #[arg(value_name = "TREE")]
+    pub tree: TreeName,
+    /// The snapshots' message (default: the command).
+    #[arg(short, long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+    /// When the command fails, keep what it did (as a post snapshot) instead of rolling back.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `sidus shell`
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The tree.
+    #[arg(value_name = "TREE")]
+    pub tree: TreeName,
+    /// The snapshots' message.
+    #[arg(short, long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+}
+
+/// `sidus update`
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The tree.
+    #[arg(value_name = "TREE")]
+    pub tree: TreeName,
+    /// The snapshots' message (default: the command).
+    #[arg(short, long, value_name = "MESSAGE")]
+    pub message: Option<String>,
+    /// When the upgrade fails, keep what it did instead of rolling back.
+    #[arg(long)]
+    pub keep_on_failure: bool,
 }

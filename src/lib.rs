@@ -6,6 +6,7 @@
 pub mod cli;
 mod commands;
 pub mod config;
+pub mod debootstrap;
 pub mod diff;
 pub mod extents;
 pub mod journal;
@@ -22,7 +23,9 @@ pub mod prune;
 pub mod publish;
 pub mod refs;
 pub mod retention;
+pub mod sandbox;
 pub mod store;
+pub mod transaction;
 pub mod trees;
 
 use clap::Parser;
@@ -71,6 +74,10 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sidus: {}", error_chain(&e));
+            // `sidus run`: the command's own status passes through.
+            if let Some(failed) = e.downcast_ref::<transaction::CommandFailed>() {
+                return ExitCode::from(failed.code);
+            }
             if e.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else {

@@ -181,12 +181,8 @@ fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
         ),
     )
     .unwrap();
-    std::fs::create_dir_all(state.join("runs")).unwrap();
-    std::fs::write(
-        state.join("runs/lab.json"),
-        format!(r#"{{"pre": "{pre}"}}"#),
-    )
-    .unwrap();
+    // (An unfinished run's `pre` is not staged here: any writer takes the tree
+    // lock, which first finishes such a run; tests/root_btrfs_run.rs covers it.)
 
     let refused = |id: &sidus_backends::SnapshotId| {
         trees::delete(&store, &r(&format!("lab@{id}")))
@@ -198,7 +194,6 @@ fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
         format!("refusing to delete lab@{pinned}: it is pinned as 'paper'")
     );
     assert!(refused(&published).ends_with("it is published (current)"));
-    assert!(refused(&pre).ends_with("it is the pre snapshot of an unfinished `sidus run`"));
     let err = trees::destroy(&store, &lab).unwrap_err().to_string();
     assert!(
         err.contains(&format!("lab@{pinned} is pinned as 'paper'")),
@@ -209,13 +204,6 @@ fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
         keep_last: 1,
         ..Default::default()
     };
-    let out = crate::prune::prune(&store, &lab, &policy, false).unwrap();
-    let gone: Vec<_> = out.removed().map(|v| v.snapshot.id.clone()).collect();
-    assert!(
-        gone.is_empty(),
-        "the newest is kept by the rule, the rest protected"
-    );
-    std::fs::remove_file(state.join("runs/lab.json")).unwrap();
     let out = crate::prune::prune(&store, &lab, &policy, false).unwrap();
     let gone: Vec<_> = out.removed().map(|v| v.snapshot.id.clone()).collect();
     assert_eq!(gone, [pre]);

@@ -47,7 +47,8 @@ impl Invocation {
     }
 }
 
-fn shell_quote(s: &str) -> String {
+/// Quotes `s` for a shell when it needs it.
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,%+".contains(&b))
@@ -103,7 +104,10 @@ impl Store {
     /// Takes the writer lock of `tree`.
     pub fn lock(&self, tree: &TreeName) -> Result<TreeLock> {
         let timeout = Duration::from_secs_f64(self.config.lock_timeout_secs);
-        TreeLock::acquire(&self.state_dir, tree.as_str(), timeout)
+        let lock = TreeLock::acquire(&self.state_dir, tree.as_str(), timeout)?;
+        // Holding the lock, we know the sidus of any unfinished run is dead.
+        crate::transaction::recover(self, tree)?;
+        Ok(lock)
     }
 
     /// Runs a state-changing action and journals its outcome, success or failure.

@@ -5,6 +5,7 @@ mod history;
 mod init;
 mod publish;
 mod read;
+mod run;
 mod write;
 
 use crate::cli::{Cli, Command};
@@ -42,6 +43,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Init(_) => unreachable!("handled above"),
+        Command::Create(a) if a.debootstrap.is_some() => run::create(&store, json, &a),
         Command::Create(a) => write::create(&store, json, &a),
         Command::List => read::list(&store, json),
         Command::Snapshot(a) => write::snapshot(&store, json, &a),
@@ -64,6 +66,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Status(a) => publish::status(&store, json, a.tree.as_ref()),
         Command::Restore => publish::restore(&store, json),
         Command::PrepareNode(a) => publish::prepare_node(&store, json, &a.tree),
+        Command::Run(a) => run::run(&store, json, &a),
+        Command::Shell(a) => run::shell(&store, json, &a),
+        Command::Update(a) => run::update(&store, json, &a),
     }
 }
 

@@ -77,6 +77,11 @@ impl Run {
 impl TestStore {
     /// Initializes a fresh 1 GiB loop-backed store.
     pub fn new() -> TestStore {
+        TestStore::new_sized("1G")
+    }
+
+    /// Initializes a fresh loop-backed store of `size` (a sparse file).
+    pub fn new_sized(size: &str) -> TestStore {
         let dir = tempfile::Builder::new()
             .prefix("sidus-test-")
             .tempdir()
@@ -95,7 +100,7 @@ impl TestStore {
                 "--path",
                 store.mnt.to_str().unwrap(),
                 "--size",
-                "1G",
+                size,
             ])
             .ok();
         store

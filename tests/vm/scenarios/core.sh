@@ -1,10 +1,9 @@
-# backends: zfs lvm btrfs
+# backends: zfs lvm
 # The sidus CLI contract end to end on one store: create from a directory,
 # snapshot, list, show, clone, non-destructive rollback, read-only snapshot
 # views, the refusals (bad name, deleting a clone's origin, destroying a tree
 # with a clone, LVM pool above its threshold) and cleanup to an empty store.
-# (btrfs is not what the VM is for, but running it here too checks this
-# scenario's own logic against a backend that already exists.)
+# (btrfs runs this contract natively: tests/root_btrfs_core.rs.)
 
 # digest DIR: one line per entry with what a copy, snapshot or clone must keep
 # (type, mode incl. setuid, owner, hard-link count, symlink target, content).

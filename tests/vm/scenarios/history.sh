@@ -1,4 +1,4 @@
-# backends: btrfs zfs lvm
+# backends: zfs lvm
 # Living with many snapshots on the real storage: a pin with a label works as a
 # REF and survives delete and prune; prune keeps what its rules and the
 # protections keep; diff sees file and Debian package changes.
