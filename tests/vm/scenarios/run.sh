@@ -1,4 +1,4 @@
-# backends: btrfs
+# backends: btrfs zfs lvm
 # The `sidus run` transaction on a real backend, with a busybox tree (the
 # image's busybox and its libraries): files written between pre and post
 # snapshots, a daemon and a mount made inside and none left after, failure
