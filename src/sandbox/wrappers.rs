@@ -97,7 +97,16 @@ pub fn plan(root: &TreeRoot) -> Result<Plan> {
 }
 
 fn rename(dir: &OwnedFd, from: &str, to: &str, flags: RenameFlags) -> Result<(), Errno> {
-    rfs::renameat_with(dir, from, dir, to, flags)
+    match rfs::renameat_with(dir, from, dir, to, flags) {
+        // ZFS before 2.2 has no renameat2 flags: a hard link fails the same
+        // way on an existing target, then the old name goes. Only files and
+        // links are renamed here, and the tree is locked meanwhile.
+        Err(Errno::INVAL) if flags == RenameFlags::NOREPLACE => {
+            rfs::linkat(dir, from, dir, to, rfs::AtFlags::empty())?;
+            rfs::unlinkat(dir, from, rfs::AtFlags::empty())
+        }
+        other => other,
+    }
 }
 
 /// Puts the wrappers of `plan` in place; on failure, undoes what it did.
