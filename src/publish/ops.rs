@@ -210,7 +210,16 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
         if system::is_mount_point(&path)? {
             // nfsd keeps a reference until its export cache is flushed.
             system::flush_exports();
-            store.backend.unserve(tree, &id, &path)?;
+            // ...and drops it a moment after the flush: retry a busy unmount
+            // for up to 3 s before giving up (nothing is changed then).
+            let mut tries = 0;
+            while let Err(e) = store.backend.unserve(tree, &id, &path) {
+                tries += 1;
+                if tries >= 15 || !e.to_string().contains("busy") {
+                    return Err(e.into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
             let (t, i, p) = (tree.clone(), id.clone(), path.clone());
             undo.push(format!("mount {} again", p.display()), move || {
                 Ok(store.backend.serve(&t, &i, &p)?)
