@@ -215,8 +215,17 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
             let mut tries = 0;
             while let Err(e) = store.backend.unserve(tree, &id, &path) {
                 tries += 1;
-                if tries >= 15 || !e.to_string().contains("busy") {
+                if !e.to_string().contains("busy") {
                     return Err(e.into());
+                }
+                if tries >= 15 {
+                    // The export is gone and no client mounts it: only nfsd's
+                    // own reference is left, so detach now and let the kernel
+                    // free the mount when nfsd lets go.
+                    sidus_backends::Runner::new()
+                        .run(&sidus_backends::argv!["umount", "-l", &path])
+                        .map_err(|le| anyhow::anyhow!("{e}; lazy unmount failed too: {le}"))?;
+                    break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
