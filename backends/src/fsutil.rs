@@ -5,6 +5,27 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
+/// Undoes the octal escapes the kernel writes in /proc/self/mountinfo fields
+/// (`\040` for a space; also tab, newline and backslash), as raw bytes.
+pub fn unescape_mountinfo(field: &str) -> Vec<u8> {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// The extended attribute that holds a record written by [`write_json_xattr`].
 const XATTR: &std::ffi::CStr = c"user.sidus.json";
 

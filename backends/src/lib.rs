@@ -15,6 +15,7 @@ pub mod runner;
 mod snapshot;
 pub mod zfs;
 
+pub use fsutil::unescape_mountinfo;
 pub use names::{Label, NameError, SnapshotId, TreeName};
 pub use runner::{CommandError, Runner};
 pub use snapshot::{Origin, Snapshot, SnapshotKind, TreeRecord};

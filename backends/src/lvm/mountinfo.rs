@@ -43,25 +43,7 @@ pub(crate) fn parse(text: &str) -> Vec<Mount> {
 
 /// The kernel writes space, tab, newline and backslash in paths as `\ooo`.
 fn unescape(field: &str) -> PathBuf {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|o| bytes[i] == b'\\' && o.iter().all(|d| (b'0'..=b'7').contains(d)));
-        match octal {
-            Some(o) => {
-                out.push(o.iter().fold(0u8, |n, d| n.wrapping_mul(8) + (d - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(OsString::from_vec(out))
+    PathBuf::from(OsString::from_vec(crate::fsutil::unescape_mountinfo(field)))
 }
 
 /// Whether device `dev` is mounted at `target`.
