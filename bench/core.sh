@@ -29,6 +29,20 @@ ms() { # mean wall time in ms of running "$@" N times (N from $runs)
     end=$(date +%s%N)
     echo $(((end - start) / runs / 1000))
 }
+# pair A B: sets sid and raw to the mean wall times in us of A and of B, run
+# alternately $runs times each, so neither pays alone for what the store was
+# doing before (the first snapshots after `sidus create` commit the whole
+# copied tree). Not in a subshell: the raw commands count their names up in n.
+pair() {
+    local a=0 b=0 t0 t1 t2
+    for ((i = 0; i < runs; i++)); do
+        t0=$(date +%s%N); $1 >/dev/null
+        t1=$(date +%s%N); $2 >/dev/null
+        t2=$(date +%s%N)
+        a=$((a + t1 - t0)) b=$((b + t2 - t1))
+    done
+    sid=$((a / runs / 1000)) raw=$((b / runs / 1000))
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 fmt() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 
@@ -38,16 +52,16 @@ n=0
 rawdir=$work/store/raw
 mkdir -p "$rawdir"
 raw_snap() { btrfs subvolume snapshot -r "$trees/t" "$rawdir/s.$((n++))"; }
-sid=$(ms $S snapshot t)
-raw=$(ms raw_snap)
+sidus_snap() { $S snapshot t; }
+sync
+pair sidus_snap raw_snap
 printf '%-44s %10s   raw btrfs subvolume snapshot -r %10s   %s\n' "sidus snapshot" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)"
 
 id=$($S snapshot t)
 c=0
 sidus_clone() { $S clone "t@$id" "c$((c++))"; }
 raw_clone() { btrfs subvolume snapshot "$snaps/$id" "$rawdir/c.$((n++))"; }
-sid=$(ms sidus_clone)
-raw=$(ms raw_clone)
+pair sidus_clone raw_clone
 printf '%-44s %10s   raw btrfs subvolume snapshot    %10s   %s\n' "sidus clone" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)"
 
 have=$($S snapshots t --json | grep -c '"id"')
@@ -76,10 +90,9 @@ PY
     printf '%-44s %10s   raw btrfs subvolume list        %10s   %s   peak %s MB\n' \
         "sidus snapshots --json ($want snapshots)" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)" "$((mem / 1024))"
     runs=10
-    sid=$(ms $S snapshot t)
+    sync
+    pair sidus_snap raw_snap
     have=$((have + runs))
-    n=$((n + 1000))
-    raw=$(ms raw_snap)
     printf '%-44s %10s   raw btrfs subvolume snapshot -r %10s   %s\n' \
         "sidus snapshot (with $want snapshots)" "$(fmt $sid)" "$(fmt $raw)" "$(ratio $sid $raw)"
 done

@@ -160,7 +160,8 @@ fn check_word(what: &str, value: &str, extra: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates `tree` by debootstrap and prepares it; takes a first snapshot.
+/// Creates `tree` by debootstrap, prepares it for many nodes and installs the
+/// node boot support (`sidus prepare-node`); takes a first snapshot.
 pub fn create(store: &Store, tree: &TreeName, b: &Bootstrap) -> Result<(PathBuf, Snapshot)> {
     check_word("suite", &b.suite, ".-")?;
     check_word("variant", &b.variant, "-")?;
@@ -184,12 +185,16 @@ pub fn create(store: &Store, tree: &TreeName, b: &Bootstrap) -> Result<(PathBuf,
     let path = store.backend.create_tree(tree)?;
     let made = bootstrap(&path, b, &mirror, keyring.as_deref())
         .and_then(|()| prepare(&path))
+        .and_then(|()| crate::publish::node::install(&path).map(drop))
         .and_then(|()| {
             take_snapshot(
                 store,
                 tree,
                 SnapshotKind::Manual,
-                &format!("debootstrap {} ({}) from {mirror}", b.suite, b.variant),
+                &format!(
+                    "debootstrap {} ({}) from {mirror}, prepared for diskless nodes",
+                    b.suite, b.variant
+                ),
                 RunFacts::default(),
             )
         });

@@ -105,6 +105,7 @@ impl Store {
     pub fn lock(&self, tree: &TreeName) -> Result<TreeLock> {
         let timeout = Duration::from_secs_f64(self.config.lock_timeout_secs);
         let lock = TreeLock::acquire(&self.state_dir, tree.as_str(), timeout)?;
+        self.backend.forget_cached();
         // Holding the lock, we know the sidus of any unfinished run is dead.
         crate::transaction::recover(self, tree)?;
         Ok(lock)

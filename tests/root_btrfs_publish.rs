@@ -374,13 +374,9 @@ fn root_btrfs_prepare_node_writes_inside_the_tree_only() {
         fs::metadata(&script).unwrap().permissions().mode() & 0o777,
         0o755
     );
-    assert_eq!(
-        fs::read_to_string(tree.join("etc/initramfs-tools/conf.d/sidus"))
-            .unwrap()
-            .lines()
-            .last(),
-        Some("BOOT=nfs")
-    );
+    let conf = fs::read_to_string(tree.join("etc/initramfs-tools/conf.d/sidus")).unwrap();
+    let settings: Vec<&str> = conf.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(settings, ["BOOT=nfs", "MODULES=netboot"]);
     // The node script, run from the tree, reads what publish puts on the command line.
     let a = env.store.snapshot("lab", "prepared");
     env.sidus(&["publish", "lab"]).ok();

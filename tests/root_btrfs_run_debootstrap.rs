@@ -51,6 +51,12 @@ fn minbase(store: &TestStore, name: &str, suite: &str) -> PathBuf {
     assert_eq!(fs::read(tree.join("etc/machine-id")).unwrap(), b"");
     assert_eq!(fs::read(tree.join("etc/resolv.conf")).unwrap(), b"");
     assert!(!tree.join("etc/hostname").exists());
+    // And it can boot a diskless node (`sidus prepare-node` was applied).
+    let conf = fs::read_to_string(tree.join("etc/initramfs-tools/conf.d/sidus")).unwrap();
+    assert!(conf.contains("BOOT=nfs"), "{conf}");
+    assert!(tree
+        .join("etc/initramfs-tools/scripts/init-bottom/sidus")
+        .is_file());
     let snaps = store.sidus(&["snapshots", name, "--json"]).json();
     assert_eq!(snaps.as_array().unwrap().len(), 1);
     assert!(snaps[0]["message"]

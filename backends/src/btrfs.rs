@@ -10,13 +10,13 @@
 //! .sidus/                      state kept by the sidus crate (journal, locks)
 //! ```
 
-use crate::btrfs_qgroup;
 use crate::fsutil::{read_json, write_json_atomic, write_json_xattr};
 use crate::runner::Runner;
 use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
     TreeName, TreeRecord,
 };
+use crate::{btrfs_ioctl, btrfs_qgroup};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
@@ -144,6 +144,32 @@ impl Btrfs {
                 }
             } else {
                 BackendError::command(action, e)
+            }
+        })
+    }
+
+    /// Snapshots subvolume `source` as `dest` (see [`btrfs_ioctl::snapshot`]);
+    /// a full file system is [`BackendError::PoolFull`].
+    fn snapshot_subvolume(
+        &self,
+        action: impl Into<String>,
+        source: &Path,
+        dest: &Path,
+        readonly: bool,
+    ) -> Result<()> {
+        btrfs_ioctl::snapshot(source, dest, readonly).map_err(|e| {
+            let action = action.into();
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                BackendError::PoolFull {
+                    action,
+                    detail: e.to_string(),
+                }
+            } else {
+                BackendError::io(
+                    &format!("{action}: snapshot {} as", source.display()),
+                    dest,
+                    e,
+                )
             }
         })
     }
@@ -383,9 +409,11 @@ impl Backend for Btrfs {
         // never a snapshot without its record.
         // No fsync needed: the snapshot's transaction commit persists the record.
         write_json_xattr(&self.meta_file(&snap.tree, &snap.id), snap)?;
-        let made = self.btrfs(
+        let made = self.snapshot_subvolume(
             format!("snapshot tree '{}'", snap.tree),
-            argv!["subvolume", "snapshot", "-r", &working, &target],
+            &working,
+            &target,
+            true,
         );
         if made.is_err() {
             let _ = fs::remove_file(self.meta_file(&snap.tree, &snap.id));
@@ -449,9 +477,11 @@ impl Backend for Btrfs {
                 origin: Some(origin),
             },
         )?;
-        let made = self.btrfs(
+        let made = self.snapshot_subvolume(
             format!("clone {tree}@{id} to '{new}'"),
-            argv!["subvolume", "snapshot", &source, &target],
+            &source,
+            &target,
+            false,
         );
         if made.is_err() {
             let _ = fs::remove_dir_all(&snaps);
@@ -464,9 +494,11 @@ impl Backend for Btrfs {
         self.clear_scratch(tree)?;
         let working = self.working(tree);
         let scratch = self.scratch(tree);
-        self.btrfs(
+        self.snapshot_subvolume(
             format!("copy {tree}@{id} for rollback"),
-            argv!["subvolume", "snapshot", &source, &scratch],
+            &source,
+            &scratch,
+            false,
         )?;
         // One atomic exchange: at no instant is there no working tree.
         nix::fcntl::renameat2(

@@ -6,6 +6,7 @@
 //! crate. Nothing here knows the CLI, the journal or publishing.
 
 pub mod btrfs;
+mod btrfs_ioctl;
 mod btrfs_qgroup;
 pub mod fake;
 mod fsutil;
@@ -137,6 +138,10 @@ pub trait Backend {
     fn kind(&self) -> &'static str;
     /// What this backend can do beyond the common operations.
     fn capabilities(&self) -> Capabilities;
+    /// Drops what the backend remembers of the storage from earlier calls in
+    /// this process; called once a tree's lock is held, when another sidus may
+    /// have changed the store while this one waited.
+    fn forget_cached(&self) {}
     /// Creates the store's structure; succeeds if it is already there.
     fn init_store(&self) -> Result<()>;
     /// Checks the store is present, mounted and of the right kind, mounting what

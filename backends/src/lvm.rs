@@ -32,6 +32,7 @@ use naming::Role;
 use report::Lv;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 /// Size of the state LV (journal, locks, publish state), in MiB. It is fully
 /// provisioned at init, so sidus can still journal and lock when trees have
@@ -46,6 +47,12 @@ pub struct Lvm {
     mount_root: PathBuf,
     tree_size: String,
     runner: Runner,
+    /// The store's LVs as this process's last `lvs` reported them. One sidus
+    /// command looks them up several times (resolve a ref, check the tree,
+    /// act), and under load each `lvs` costs a device scan; every lvm2 change
+    /// made through [`Lvm::lvm`] or [`Lvm::lvcreate`] empties it, and so does
+    /// [`Backend::forget_cached`] once a tree's lock is held.
+    lvs_cache: Arc<Mutex<Option<Vec<Lv>>>>,
 }
 
 impl Lvm {
@@ -65,7 +72,13 @@ impl Lvm {
             mount_root,
             tree_size,
             runner,
+            lvs_cache: Arc::default(),
         }
+    }
+
+    fn cached_lvs(&self) -> std::sync::MutexGuard<'_, Option<Vec<Lv>>> {
+        // A panic elsewhere cannot leave a half-written list: take it as is.
+        self.lvs_cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn working_dir(&self, tree: &TreeName) -> PathBuf {
@@ -103,22 +116,27 @@ impl Lvm {
     }
 
     fn list_lvs(&self) -> Result<Vec<Lv>> {
-        let out = self.lvm(
-            "list logical volumes",
-            argv![
+        if let Some(lvs) = self.cached_lvs().as_ref() {
+            return Ok(lvs.clone());
+        }
+        let out = self
+            .runner
+            .run(&argv![
                 "lvs",
                 "--reportformat",
                 "json",
                 "-o",
                 report::LIST_FIELDS,
                 &self.vg
-            ],
-        )?;
+            ])
+            .map_err(|e| errors::classify("list logical volumes".into(), e))?;
         let rows = report::parse(&out).map_err(|detail| BackendError::UnexpectedOutput {
             tool: "lvs".into(),
             detail,
         })?;
-        Ok(report::store_lvs(rows, &self.pool))
+        let lvs = report::store_lvs(rows, &self.pool);
+        *self.cached_lvs() = Some(lvs.clone());
+        Ok(lvs)
     }
 
     fn find<'a>(lvs: &'a [Lv], role: Role, tree: &TreeName) -> Option<&'a Lv> {
@@ -149,6 +167,7 @@ impl Lvm {
     /// Runs an lvm2 (or mkfs) command; known failures become typed errors here
     /// and nowhere else.
     fn lvm(&self, action: impl Into<String>, args: Vec<OsString>) -> Result<Vec<u8>> {
+        self.cached_lvs().take();
         self.runner
             .run(&args)
             .map_err(|e| errors::classify(action.into(), e))
@@ -166,6 +185,7 @@ impl Lvm {
     ) -> std::result::Result<(), CreateFailure> {
         let mut full = argv!["lvcreate", "-q", "-y", "-n", name];
         full.extend(args);
+        self.cached_lvs().take();
         let Err(e) = self.runner.run(&full) else {
             return Ok(());
         };
@@ -198,6 +218,7 @@ impl Lvm {
             log::debug!("{name} was not created: {e}");
             return;
         }
+        self.cached_lvs().take();
         if let Err(e) = self.runner.run(&argv!["lvremove", "-q", "-y", &full]) {
             log::warn!("could not remove {full} while undoing: {e}");
         }
@@ -245,6 +266,10 @@ impl Lvm {
 impl Backend for Lvm {
     fn kind(&self) -> &'static str {
         "lvm"
+    }
+
+    fn forget_cached(&self) {
+        self.cached_lvs().take();
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -147,9 +147,7 @@ pub fn create(store: &Store, json: bool, a: &CreateArgs) -> Result<()> {
         let ids = vec![snap.id.to_string()];
         Ok(((path, snap), ids))
     })?;
-    if json {
-        print_json(&tree_views(store, Some(&a.tree))?.first());
-    } else {
+    if !json {
         println!(
             "created tree '{}' at {} ({} {}); snapshot {}",
             a.tree,
@@ -159,5 +157,34 @@ pub fn create(store: &Store, json: bool, a: &CreateArgs) -> Result<()> {
             snap.id
         );
     }
+    // A kernel from --include made its initramfs before the node support was
+    // in the tree: make it again, as one run, so the tree can be published.
+    if boots(&path) {
+        execute(
+            store,
+            false,
+            Request {
+                tree: a.tree.clone(),
+                argv: ["update-initramfs", "-u", "-k", "all"]
+                    .map(String::from)
+                    .to_vec(),
+                message: Some("initramfs with the sidus node support".into()),
+                on_failure: OnFailure::Rollback,
+                extra_env: vec![],
+            },
+        )?;
+    }
+    if json {
+        print_json(&tree_views(store, Some(&a.tree))?.first());
+    }
     Ok(())
+}
+
+/// Whether the tree at `path` has a kernel in /boot and initramfs-tools.
+fn boots(path: &std::path::Path) -> bool {
+    crate::publish::boot::find_kernel(path, "the new tree").is_ok()
+        && TreeRoot::open(path)
+            .ok()
+            .and_then(|r| r.lstat("usr/sbin/update-initramfs").ok().flatten())
+            .is_some()
 }

@@ -43,9 +43,12 @@ sidus_write_node_file() {
 "#;
 
 /// initramfs-tools config: boot from NFS (`root=/dev/nfs` says so too; this
-/// makes it hold whatever the command line lacks).
+/// makes it hold whatever the command line lacks), with the `netboot` module
+/// set: network drivers and NFS, no disk controllers, so the initrd nodes
+/// fetch over TFTP stays small (12 MB with bookworm's cloud kernel). Drivers
+/// for a node's local disks load after boot from the tree's /lib/modules.
 pub fn conf() -> String {
-    "# Written by `sidus prepare-node`: this tree boots diskless over NFS.\nBOOT=nfs\n".into()
+    "# Written by `sidus prepare-node`: this tree boots diskless over NFS.\nBOOT=nfs\nMODULES=netboot\n".into()
 }
 
 /// initramfs-tools hook: the modules the overlay root needs.
