@@ -52,9 +52,11 @@ assert_eq "$(stat -c %u:%g "$p/etc/owned")" 1234:5678 "owner"
 assert_eq "$(digest "$p")" "$digest_src" "t1 equals its source directory"
 
 list=$(sidus --json list)
-assert_eq "$(jq -r '.[] | select(.name == "t1") | .backend' <<<"$list")" "$SIDUS_TEST_BACKEND" "list: backend"
-assert_eq "$(jq -r '.[] | select(.name == "t1") | .path' <<<"$list")" "$p" "list: path = sidus path"
-assert_eq "$(jq -r '.[] | select(.name == "t1") | .snapshots' <<<"$list")" 0 "list: no snapshots yet"
+jq_fields "$list" '.[] | select(.name == "t1") | .backend' '.[] | select(.name == "t1") | .path' \
+    '.[] | select(.name == "t1") | .snapshots'
+assert_eq "${JQ[0]}" "$SIDUS_TEST_BACKEND" "list: backend"
+assert_eq "${JQ[1]}" "$p" "list: path = sidus path"
+assert_eq "${JQ[2]}" 0 "list: no snapshots yet"
 
 step "snapshot A"
 A=$(sidus snapshot t1 -m first)
@@ -69,11 +71,12 @@ Bj=$(sidus --json snapshot t1 -m second)
 jq -e 'has("tree") and has("id") and has("created") and has("kind") and has("message")
        and has("parent") and has("user") and has("command")' <<<"$Bj" >/dev/null ||
     fail "snapshot object lacks fields: $Bj"
-B=$(jq -r .id <<<"$Bj")
-assert_eq "$(jq -r .tree <<<"$Bj")" t1 "B.tree"
-assert_eq "$(jq -r .kind <<<"$Bj")" manual "B.kind"
-assert_eq "$(jq -r .message <<<"$Bj")" second "B.message"
-assert_eq "$(jq -r .parent <<<"$Bj")" "$A" "B.parent is the previous latest"
+jq_fields "$Bj" .id .tree .kind .message .parent
+B=${JQ[0]}
+assert_eq "${JQ[1]}" t1 "B.tree"
+assert_eq "${JQ[2]}" manual "B.kind"
+assert_eq "${JQ[3]}" second "B.message"
+assert_eq "${JQ[4]}" "$A" "B.parent is the previous latest"
 assert_ne "$B" "$A" "snapshot IDs are unique"
 digest_B=$(digest "$p")
 assert_ne "$digest_B" "$digest_A" "B differs from A"
@@ -91,8 +94,9 @@ assert_eq "$(sidus --json show "t1@${B:0:i+1}" | jq -r .id)" "$B" "unique prefix
 expect_fail sidus show t1@2             # both IDs start with 2: ambiguous
 expect_fail sidus show t1@19990101T000000Z
 list=$(sidus --json list)
-assert_eq "$(jq -r '.[] | select(.name == "t1") | .snapshots' <<<"$list")" 2 "list: count"
-assert_eq "$(jq -r '.[] | select(.name == "t1") | .latest' <<<"$list")" "$B" "list: latest"
+jq_fields "$list" '.[] | select(.name == "t1") | .snapshots' '.[] | select(.name == "t1") | .latest'
+assert_eq "${JQ[0]}" 2 "list: count"
+assert_eq "${JQ[1]}" "$B" "list: latest"
 
 step "read-only snapshot views"
 pa=$(sidus path "t1@$A")
@@ -115,11 +119,12 @@ sidus rollback "t1@$A"
 p=$(sidus path t1)
 assert_eq "$(digest "$p")" "$digest_A" "working tree is A again"
 S=$(sidus --json snapshots t1)
-assert_eq "$(json_len "$S")" 3 "A, B and a safety snapshot"
-assert_eq "$(jq -r '.[0].id' <<<"$S")" "$A" "A still listed first"
-assert_eq "$(jq -r '.[1].id' <<<"$S")" "$B" "B still listed"
-assert_eq "$(jq -r '.[2].kind' <<<"$S")" safety "newest is the safety snapshot"
-safety=$(jq -r '.[2].id' <<<"$S")
+jq_fields "$S" length '.[0].id' '.[1].id' '.[2].kind' '.[2].id'
+assert_eq "${JQ[0]}" 3 "A, B and a safety snapshot"
+assert_eq "${JQ[1]}" "$A" "A still listed first"
+assert_eq "${JQ[2]}" "$B" "B still listed"
+assert_eq "${JQ[3]}" safety "newest is the safety snapshot"
+safety=${JQ[4]}
 assert_eq "$(digest "$(sidus path "t1@$safety")")" "$digest_B" "safety holds the replaced state"
 pb=$(sidus path "t1@$B")
 assert_eq "$(digest "$pb")" "$digest_B" "B unchanged by the rollback"
@@ -146,12 +151,14 @@ if [[ $SIDUS_TEST_BACKEND == lvm ]]; then
     step "LVM: snapshot refused above lvm.max_pool_use_percent (90)"
     pool_pct() { lvs --noheadings -o data_percent "$VG/$THINPOOL" | tr -d ' '; }
     lvcreate -y -V 2G -T "$VG/$THINPOOL" -n filler
-    # Fill in 32 MiB steps until the pool is past 91%; stop well before 100%
-    # (a full thin pool queues or errors every write, including sidus').
-    off=0
+    # Up to ~88% in one write, then 16 MiB steps until past 91%; stop well
+    # before 100% (a full thin pool queues or errors every write, sidus' too).
+    pool_mib=$(lvs --noheadings --units m --nosuffix -o lv_size "$VG/$THINPOOL" | tr -d ' ')
+    off=$(awk -v p="$(pool_pct)" -v s="${pool_mib%.*}" 'BEGIN { n = int((88 - p) * s / 100); print (n > 0 ? n : 0) }')
+    dd if=/dev/zero of="/dev/$VG/filler" bs=1M count="$off" oflag=direct status=none
     while awk -v p="$(pool_pct)" 'BEGIN { exit !(p < 91.5) }'; do
-        dd if=/dev/zero of="/dev/$VG/filler" bs=1M count=32 seek=$off oflag=direct status=none
-        off=$((off + 32))
+        dd if=/dev/zero of="/dev/$VG/filler" bs=1M count=16 seek="$off" oflag=direct status=none
+        off=$((off + 16))
         ((off < 2048)) || fail "pool still at $(pool_pct)% after writing ${off}M"
     done
     echo "thin pool data use: $(pool_pct)%"

@@ -48,9 +48,10 @@ step "publish lab@$A"
 t0=$(date +%s%N)
 out=$(sidus publish "lab@$A" --json)
 wall=$(ms_since "$t0")
-echo "BENCH $SIDUS_TEST_BACKEND publish (first ID): ${wall} ms wall for the whole command, boot entry in place after $(jq .boot_entry_ms <<<"$out") ms"
-assert_eq "$(jq -r .exports <<<"$out")" applied
-fsid_a=$(jq -r .fsid <<<"$out")
+jq_fields "$out" .boot_entry_ms .exports .fsid
+echo "BENCH $SIDUS_TEST_BACKEND publish (first ID): ${wall} ms wall for the whole command, boot entry in place after ${JQ[0]} ms"
+assert_eq "${JQ[1]}" applied
+fsid_a=${JQ[2]}
 assert_contains "$(exportfs -v)" "/srv/sidus/lab/$A"
 assert_contains "$(cat /etc/exports.d/sidus.exports)" "fsid=$fsid_a"
 assert_eq "$(cat "/srv/tftp/sidus/lab/$A/vmlinuz")" K6 "newest kernel copied"
@@ -73,9 +74,10 @@ B=$(sidus snapshot lab -m two)
 t0=$(date +%s%N)
 out=$(sidus publish lab --json)
 wall=$(ms_since "$t0")
-echo "BENCH $SIDUS_TEST_BACKEND publish (switch to a newer ID): ${wall} ms wall for the whole command, boot entry in place after $(jq .boot_entry_ms <<<"$out") ms"
-assert_eq "$(jq -r .id <<<"$out")" "$B"
-assert_eq "$(jq -r .previous <<<"$out")" "$A"
+jq_fields "$out" .boot_entry_ms .id .previous
+echo "BENCH $SIDUS_TEST_BACKEND publish (switch to a newer ID): ${wall} ms wall for the whole command, boot entry in place after ${JQ[0]} ms"
+assert_eq "${JQ[1]}" "$B"
+assert_eq "${JQ[2]}" "$A"
 read -r first <&3 || fail "reading the held-open file failed"
 assert_eq "$first" one "held-open file after the switch"
 assert_eq "$(read_retry /mnt/a/etc/motd | head -n1)" one "old mount after the switch"
@@ -84,9 +86,11 @@ assert_contains "$(cat /srv/tftp/pxelinux.cfg/sidus-lab)" "KERNEL sidus/lab/$B/v
 assert_contains "$(exportfs -v)" "/srv/sidus/lab/$A"
 assert_contains "$(exportfs -v)" "/srv/sidus/lab/$B"
 st=$(sidus status lab --json)
-assert_eq "$(jq -r '.trees[0].current' <<<"$st")" "$B"
-assert_eq "$(jq -r '[.trees[0].exported[] | select(.mounted and .in_kernel)] | length' <<<"$st")" 2
-assert_eq "$(jq -r ".trees[0].exported[] | select(.id == \"$A\") | .clients | join(\",\")" <<<"$st")" 127.0.0.1
+jq_fields "$st" '.trees[0].current' '[.trees[0].exported[] | select(.mounted and .in_kernel)] | length' \
+    ".trees[0].exported[] | select(.id == \"$A\") | .clients | join(\",\")"
+assert_eq "${JQ[0]}" "$B"
+assert_eq "${JQ[1]}" 2
+assert_eq "${JQ[2]}" 127.0.0.1
 sidus status
 
 step "restart nfsd, lose the served mounts (a reboot), sidus restore"
@@ -95,8 +99,9 @@ rpc.nfsd 0
 umount "/srv/sidus/lab/$A" "/srv/sidus/lab/$B"
 rpc.nfsd 8
 out=$(sidus restore --json)
-assert_eq "$(jq -r '.served | length' <<<"$out")" 2
-assert_eq "$(jq -r .exports <<<"$out")" applied
+jq_fields "$out" '.served | length' .exports
+assert_eq "${JQ[0]}" 2
+assert_eq "${JQ[1]}" applied
 read -r second <&3 || fail "reading the held-open file after restore failed: $?"
 assert_eq "$second" "line two" "held-open file after nfsd restart + restore"
 assert_eq "$(read_retry /mnt/a/etc/motd | head -n1)" one "old client mount after nfsd restart + restore"

@@ -5,15 +5,8 @@
 # rolled back with the status passed through, --keep-on-failure, and a SIGKILL
 # of sidus recovered by the next command on the tree.
 
-# procs ARGV...: PIDs whose argv is exactly ARGV.
-procs() {
-    local want p
-    want=$(printf '%s\0' "$@" | od -An -c | tr -d ' \n')
-    for p in /proc/[0-9]*; do
-        [[ $(od -An -c "$p/cmdline" 2>/dev/null | tr -d ' \n') == "$want" ]] && echo "${p#/proc/}"
-    done
-    return 0
-}
+# procs ARGV...: PIDs whose command line is exactly ARGV (joined by spaces).
+procs() { pgrep -x -f "$*" || true; }
 
 setup_store
 
@@ -37,10 +30,11 @@ out=$(echo hello | sidus run bb -m one -- sh -c 'cat > /root/f; /usr/sbin/policy
 assert_eq "$out" "policy=101"
 assert_eq "$(cat "$tree/root/f")" hello
 snaps=$(sidus snapshots bb --json)
-assert_eq "$(jq -r '.[0].kind' <<<"$snaps")" pre
-assert_eq "$(jq -r '.[1].kind' <<<"$snaps")" post
-assert_eq "$(jq -r '.[1].pre' <<<"$snaps")" "$(jq -r '.[0].id' <<<"$snaps")"
-assert_eq "$(jq -r '.[1].status' <<<"$snaps")" 0
+jq_fields "$snaps" '.[0].kind' '.[1].kind' '.[1].pre' '.[0].id' '.[1].status'
+assert_eq "${JQ[0]}" pre
+assert_eq "${JQ[1]}" post
+assert_eq "${JQ[2]}" "${JQ[3]}"
+assert_eq "${JQ[4]}" 0
 [[ ! -e $tree/usr/sbin/policy-rc.d ]] || fail "policy-rc.d left in the tree"
 assert_eq "$(readlink "$tree/sbin/start-stop-daemon")" ../bin/busybox
 
