@@ -79,17 +79,25 @@ impl Lvm {
     }
 
     /// Writes `mib` MiB of zeros to LV `name`, provisioning its blocks.
+    /// O_DIRECT: through the page cache the same writes took 6x as long (VM).
     fn write_zeros(&self, name: &str, mib: usize) -> Result<()> {
         use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        const MIB: usize = 1 << 20;
         let dev = self.dev_path(name);
         let io = |e| BackendError::io("provision", &dev, e);
         let mut f = std::fs::OpenOptions::new()
             .write(true)
+            .custom_flags(libc::O_DIRECT)
             .open(&dev)
             .map_err(io)?;
-        let zeros = vec![0u8; 1 << 20];
+        // O_DIRECT wants a buffer aligned to the logical block size; a page
+        // covers every device.
+        let buf = vec![0u8; MIB + 4096];
+        let start = buf.as_ptr().align_offset(4096);
+        let zeros = &buf[start..start + MIB];
         for _ in 0..mib {
-            f.write_all(&zeros).map_err(io)?;
+            f.write_all(zeros).map_err(io)?;
         }
         f.sync_all().map_err(io)
     }
