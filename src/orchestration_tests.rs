@@ -141,6 +141,7 @@ fn clone_without_ref_snapshots_the_source_first() {
     store.backend.create_tree(&lab).unwrap();
     fake.write(&lab, "now");
     let (_, origin) = trees::clone(&store, &r("lab"), &name("exp")).unwrap();
+    let origin = trees::resolve_ref(&store, &r(&format!("lab@{origin}"))).unwrap();
     assert_eq!(origin.kind, SnapshotKind::Clone);
     assert_eq!(origin.message, "cloned to exp");
     assert_eq!(fake.content(&name("exp")), "now");

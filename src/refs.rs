@@ -52,26 +52,37 @@ pub fn resolve<'a>(
     reference: &str,
     snaps: &'a [Snapshot],
 ) -> Result<&'a Snapshot> {
+    resolve_by(tree, reference, snaps, |s| &s.id)
+}
+
+/// [`resolve`] over anything that has a snapshot ID (`id` gives it), such as
+/// bare IDs when no metadata is needed.
+pub fn resolve_by<'a, T>(
+    tree: &TreeName,
+    reference: &str,
+    items: &'a [T],
+    id: impl Fn(&T) -> &SnapshotId,
+) -> Result<&'a T> {
     if reference == "latest" {
-        return match snaps.iter().max_by(|a, b| a.id.cmp(&b.id)) {
+        return match items.iter().max_by(|a, b| id(a).cmp(id(b))) {
             Some(s) => Ok(s),
             None => bail!("tree '{tree}' has no snapshots yet"),
         };
     }
-    if let Ok(id) = reference.parse::<SnapshotId>() {
-        if let Some(s) = snaps.iter().find(|s| s.id == id) {
+    if let Ok(want) = reference.parse::<SnapshotId>() {
+        if let Some(s) = items.iter().find(|s| id(s) == &want) {
             return Ok(s);
         }
     }
-    let matches: Vec<&Snapshot> = snaps
+    let matches: Vec<&T> = items
         .iter()
-        .filter(|s| s.id.as_str().starts_with(reference))
+        .filter(|s| id(s).as_str().starts_with(reference))
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
         [] => bail!("no snapshot '{reference}' in tree '{tree}' (see `sidus snapshots {tree}`)"),
         many => {
-            let mut ids: Vec<&str> = many.iter().map(|s| s.id.as_str()).collect();
+            let mut ids: Vec<&str> = many.iter().map(|s| id(s).as_str()).collect();
             ids.sort();
             let shown = ids.iter().take(5).copied().collect::<Vec<_>>().join(", ");
             let more = if ids.len() > 5 {
@@ -140,5 +151,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("has no snapshots"));
+        // The same over bare IDs.
+        let ids: Vec<SnapshotId> = s.iter().map(|s| s.id.clone()).collect();
+        let by_id = |r: &str| resolve_by(&t, r, &ids, |i| i).map(|i| i.to_string());
+        for r in [
+            "latest",
+            "20261125T101500Z",
+            "20261124",
+            "20261125T101500Z.",
+        ] {
+            assert_eq!(by_id(r).unwrap(), id(r).unwrap(), "{r}");
+        }
+        assert!(by_id("202611").is_err());
     }
 }

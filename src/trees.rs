@@ -2,7 +2,7 @@
 //! of a backend's mechanism. Callers hold the tree's lock where noted.
 
 use crate::protect::{describe, Protections};
-use crate::refs::{resolve, TreeRef};
+use crate::refs::TreeRef;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{Runner, Snapshot, SnapshotId, SnapshotKind, TreeName, TreeRecord};
@@ -31,36 +31,53 @@ pub fn find_tree(store: &Store, tree: &TreeName) -> Result<TreeRecord> {
 
 /// Resolves `TREE@REF` (REF required) to a snapshot.
 pub fn resolve_ref(store: &Store, r: &TreeRef) -> Result<Snapshot> {
-    let Some(reference) = &r.reference else {
-        bail!("'{}' names no snapshot: use {0}@ID or {0}@latest", r.tree)
-    };
     let snaps = store
         .backend
         .list_snapshots(Some(&r.tree))
         .map_err(not_found_hint)?;
+    resolve_among(store, r, &snaps, |s| &s.id).cloned()
+}
+
+/// The ID `TREE@REF` (REF required) names, found among the IDs alone: where a
+/// backend lists those cheaper than whole snapshots (ZFS reads .zfs/snapshot
+/// instead of running `zfs list`), commands that need no metadata use this.
+pub fn resolve_ref_id(store: &Store, r: &TreeRef) -> Result<SnapshotId> {
+    let ids = store
+        .backend
+        .snapshot_ids(&r.tree)
+        .map_err(not_found_hint)?;
+    resolve_among(store, r, &ids, |i| i).cloned()
+}
+
+/// Resolves `r`'s REF among `items` (the tree's snapshots, or their IDs).
+fn resolve_among<'a, T>(
+    store: &Store,
+    r: &TreeRef,
+    items: &'a [T],
+    id: impl Fn(&T) -> &SnapshotId + Copy,
+) -> Result<&'a T> {
+    let Some(reference) = &r.reference else {
+        bail!("'{}' names no snapshot: use {0}@ID or {0}@latest", r.tree)
+    };
     // A pin label is a REF too. Labels can never look like `latest` or an ID
     // prefix (see `pins::parse_label`), so IDs never need the pins file.
     if crate::pins::parse_label(reference).is_ok() {
         let pins = crate::pins::Pins::new(store.state_dir()).of_tree(&r.tree)?;
         if let Some(pin) = crate::pins::find_label(&pins, &r.tree, reference) {
-            return snaps
-                .iter()
-                .find(|s| s.id == pin.id)
-                .cloned()
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "label '{reference}' names {}@{}, which no longer exists (sidus unpin {0}@{reference})",
-                        r.tree,
-                        pin.id
-                    )
-                });
+            return items.iter().find(|s| id(s) == &pin.id).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "label '{reference}' names {}@{}, which no longer exists (sidus unpin {0}@{reference})",
+                    r.tree,
+                    pin.id
+                )
+            });
         }
         bail!(
             "no snapshot or pin label '{reference}' in tree '{}' (see `sidus snapshots {0}` and `sidus pins {0}`)",
             r.tree
         );
     }
-    Ok(resolve(&r.tree, reference, &snaps)?.clone())
+    crate::refs::resolve_by(&r.tree, reference, items, id)
 }
 
 /// Turns "no tree" from a backend into a hint at `sidus list`.
@@ -138,24 +155,27 @@ pub fn take_snapshot(
 
 /// Clones `src` (a snapshot, or the working state via a new `clone` snapshot)
 /// into a new tree. Returns the new tree's path and the snapshot it came from.
-pub fn clone(store: &Store, src: &TreeRef, new: &TreeName) -> Result<(PathBuf, Snapshot)> {
+pub fn clone(store: &Store, src: &TreeRef, new: &TreeName) -> Result<(PathBuf, SnapshotId)> {
     if store.backend.list_trees()?.iter().any(|t| &t.name == new) {
         bail!("tree '{new}' already exists");
     }
     let _lock = store.lock(&src.tree)?;
     let _new_lock = store.lock(new)?;
     let origin = match &src.reference {
-        Some(_) => resolve_ref(store, src)?,
-        None => take_snapshot(
-            store,
-            &src.tree,
-            SnapshotKind::Clone,
-            &format!("cloned to {new}"),
-            RunFacts::default(),
-        )?,
+        Some(_) => resolve_ref_id(store, src)?,
+        None => {
+            take_snapshot(
+                store,
+                &src.tree,
+                SnapshotKind::Clone,
+                &format!("cloned to {new}"),
+                RunFacts::default(),
+            )?
+            .id
+        }
     };
     store.check_pool_room(&format!("clone to '{new}'"))?;
-    let path = store.backend.clone_tree(&src.tree, &origin.id, new)?;
+    let path = store.backend.clone_tree(&src.tree, &origin, new)?;
     Ok((path, origin))
 }
 

@@ -80,7 +80,7 @@ pub fn destroy(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
 pub fn clone(store: &Store, json: bool, a: &CloneArgs) -> Result<()> {
     let (path, origin) = store.journaled("clone", Some(&a.new), || {
         let (path, origin) = trees::clone(store, &a.source, &a.new)?;
-        let ids = vec![format!("{}@{}", origin.tree, origin.id)];
+        let ids = vec![format!("{}@{origin}", a.source.tree)];
         Ok(((path, origin), ids))
     })?;
     if json {
@@ -88,8 +88,8 @@ pub fn clone(store: &Store, json: bool, a: &CloneArgs) -> Result<()> {
     } else {
         println!(
             "cloned {}@{} to '{}' at {}",
-            origin.tree,
-            origin.id,
+            a.source.tree,
+            origin,
             a.new,
             path.display()
         );
