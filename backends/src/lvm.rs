@@ -22,7 +22,7 @@ mod report;
 mod swap;
 mod tags;
 
-use crate::runner::Runner;
+use crate::runner::{CommandError, Runner};
 use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
     TreeName, TreeRecord,
@@ -50,7 +50,7 @@ pub struct Lvm {
     /// The store's LVs as this process's last `lvs` reported them. One sidus
     /// command looks them up several times (resolve a ref, check the tree,
     /// act), and under load each `lvs` costs a device scan; every lvm2 change
-    /// made through [`Lvm::lvm`] or [`Lvm::lvcreate`] empties it, and so does
+    /// goes through [`Lvm::run_changing`], which empties it, and so does
     /// [`Backend::forget_cached`] once a tree's lock is held.
     lvs_cache: Arc<Mutex<Option<Vec<Lv>>>>,
 }
@@ -167,10 +167,15 @@ impl Lvm {
     /// Runs an lvm2 (or mkfs) command; known failures become typed errors here
     /// and nowhere else.
     fn lvm(&self, action: impl Into<String>, args: Vec<OsString>) -> Result<Vec<u8>> {
-        self.cached_lvs().take();
-        self.runner
-            .run(&args)
+        self.run_changing(&args)
             .map_err(|e| errors::classify(action.into(), e))
+    }
+
+    /// Runs a command that may change the store's LVs: the cached `lvs`
+    /// report goes first, so no later lookup in this process reads it stale.
+    fn run_changing(&self, argv: &[OsString]) -> std::result::Result<Vec<u8>, CommandError> {
+        self.cached_lvs().take();
+        self.runner.run(argv)
     }
 
     /// `lvcreate` with the given arguments, making LV `name`. On failure
@@ -185,8 +190,7 @@ impl Lvm {
     ) -> std::result::Result<(), CreateFailure> {
         let mut full = argv!["lvcreate", "-q", "-y", "-n", name];
         full.extend(args);
-        self.cached_lvs().take();
-        let Err(e) = self.runner.run(&full) else {
+        let Err(e) = self.run_changing(&full) else {
             return Ok(());
         };
         let err = errors::classify(action.to_string(), e);
@@ -218,8 +222,7 @@ impl Lvm {
             log::debug!("{name} was not created: {e}");
             return;
         }
-        self.cached_lvs().take();
-        if let Err(e) = self.runner.run(&argv!["lvremove", "-q", "-y", &full]) {
+        if let Err(e) = self.run_changing(&argv!["lvremove", "-q", "-y", &full]) {
             log::warn!("could not remove {full} while undoing: {e}");
         }
     }

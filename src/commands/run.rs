@@ -183,8 +183,6 @@ pub fn create(store: &Store, json: bool, a: &CreateArgs) -> Result<()> {
 /// Whether the tree at `path` has a kernel in /boot and initramfs-tools.
 fn boots(path: &std::path::Path) -> bool {
     crate::publish::boot::find_kernel(path, "the new tree").is_ok()
-        && TreeRoot::open(path)
-            .ok()
-            .and_then(|r| r.lstat("usr/sbin/update-initramfs").ok().flatten())
-            .is_some()
+        && crate::publish::intree::TreeRoot::open(path)
+            .is_ok_and(|r| crate::publish::node::has_initramfs_tools(&r))
 }

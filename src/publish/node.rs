@@ -164,6 +164,11 @@ pub struct Prepared {
     pub has_initramfs_tools: bool,
 }
 
+/// Whether the tree has initramfs-tools, without which the node files do nothing.
+pub fn has_initramfs_tools(tree: &TreeRoot) -> bool {
+    tree.exists(Path::new("usr/share/initramfs-tools"))
+}
+
 /// Installs the node files into the tree mounted at `root`, resolving every
 /// path inside it.
 pub fn install(root: &Path) -> Result<Prepared> {
@@ -177,7 +182,7 @@ pub fn install(root: &Path) -> Result<Prepared> {
     written.push(format!("/{}", UNIT_LINK.0));
     Ok(Prepared {
         files: written,
-        has_initramfs_tools: tree.exists(Path::new("usr/share/initramfs-tools")),
+        has_initramfs_tools: has_initramfs_tools(&tree),
     })
 }
 
