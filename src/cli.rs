@@ -1,7 +1,7 @@
 //! The command line: one clap struct per subcommand, no logic.
 
 use crate::config::{BackendKind, DEFAULT_PATH};
-use crate::refs::TreeRef;
+use crate::trees::refs::TreeRef;
 use clap::{Args, Parser, Subcommand};
 use sidus_backends::TreeName;
 use std::path::PathBuf;
@@ -248,7 +248,7 @@ pub struct PinArgs {
     #[arg(value_name = "TREE@REF")]
     pub target: TreeRef,
     /// A label for it, usable as a REF everywhere (TREE@LABEL); unique within the tree.
-    #[arg(long, value_name = "LABEL", value_parser = crate::pins::parse_label)]
+    #[arg(long, value_name = "LABEL", value_parser = crate::history::pins::parse_label)]
     pub name: Option<sidus_backends::Label>,
     /// Why it is pinned.
     #[arg(short, long, value_name = "NOTE", default_value = "")]

@@ -43,7 +43,7 @@ pub struct Config {
     /// `sidus prune`'s policy when no --keep option is given (`keep_last`,
     /// `keep_hourly`, `keep_daily`, `keep_weekly`, `keep_monthly`); absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prune: Option<crate::retention::Policy>,
+    pub prune: Option<crate::history::retention::Policy>,
     /// How snapshots are served to nodes (`sidus publish`); defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<crate::publish::config::PublishConfig>,

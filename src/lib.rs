@@ -6,24 +6,15 @@
 pub mod cli;
 mod commands;
 pub mod config;
-pub mod debootstrap;
-pub mod diff;
-pub mod extents;
-pub mod journal;
-pub mod lock;
+pub mod history;
 mod logging;
 pub mod man;
 #[cfg(test)]
 mod orchestration_tests;
 pub mod output;
-pub mod packages;
-pub mod pins;
-pub mod protect;
-pub mod prune;
 pub mod publish;
-pub mod refs;
-pub mod retention;
 pub mod sandbox;
+pub mod state;
 pub mod store;
 pub mod transaction;
 pub mod trees;

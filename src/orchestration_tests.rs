@@ -1,8 +1,8 @@
 //! The policy of `trees` exercised on the in-memory fake backend: no root needed.
 
 use crate::config::Config;
-use crate::refs::TreeRef;
 use crate::store::{Invocation, Store};
+use crate::trees::refs::TreeRef;
 use crate::trees::{self, RunFacts};
 use sidus_backends::fake::Fake;
 use sidus_backends::{PoolUsage, SnapshotKind, TreeName};
@@ -159,11 +159,11 @@ fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
     };
     let (pinned, published, pre, free) = (snap(), snap(), snap(), snap());
     let state = store.state_dir().clone();
-    crate::pins::Pins::new(&state)
+    crate::history::pins::Pins::new(&state)
         .update(&store, |list| {
-            crate::pins::add(
+            crate::history::pins::add(
                 list,
-                crate::pins::Pin {
+                crate::history::pins::Pin {
                     tree: lab.clone(),
                     id: pinned.clone(),
                     label: Some("paper".parse().unwrap()),
@@ -201,11 +201,11 @@ fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
         "{err}"
     );
 
-    let policy = crate::retention::Policy {
+    let policy = crate::history::retention::Policy {
         keep_last: 1,
         ..Default::default()
     };
-    let out = crate::prune::prune(&store, &lab, &policy, false).unwrap();
+    let out = crate::history::prune::prune(&store, &lab, &policy, false).unwrap();
     let gone: Vec<_> = out.removed().map(|v| v.snapshot.id.clone()).collect();
     assert_eq!(gone, [pre]);
     trees::delete(&store, &r(&format!("lab@{free}"))).unwrap();

@@ -1,8 +1,8 @@
 //! An opened store: the config, its backend, the journal and who is acting.
 
 use crate::config::Config;
-use crate::journal::{Entry, Journal};
-use crate::lock::TreeLock;
+use crate::state::journal::{Entry, Journal};
+use crate::state::lock::TreeLock;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{Backend, TreeName};
 use std::path::PathBuf;

@@ -1,12 +1,12 @@
 //! `sidus diff`: the files or Debian packages that differ between two sides.
 
 use crate::cli::DiffArgs;
-use crate::diff::{self, Change, Entry};
+use crate::history::diff::{self, Change, Entry};
+use crate::history::packages::{self, PackageDiff};
 use crate::output::{json as print_json, or_dash, table};
-use crate::packages::{self, PackageDiff};
-use crate::refs::TreeRef;
 use crate::store::Store;
 use crate::trees;
+use crate::trees::refs::TreeRef;
 use crate::UsageError;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -178,7 +178,7 @@ fn print_files(entries: &[Entry]) {
 
 /// What changed in a modified entry, old -> new.
 fn detail(e: &Entry) -> String {
-    use crate::diff::Aspect;
+    use crate::history::diff::Aspect;
     let (Some(o), Some(n)) = (&e.old, &e.new) else {
         return String::new();
     };

@@ -1,13 +1,13 @@
 //! Living with many snapshots: pin, unpin, pins, prune, du.
 
 use crate::cli::{PinArgs, PinsArgs, PruneArgs, UnpinArgs};
+use crate::history::pins::{self, Pin, PinOutcome, Pins, HOLD_TAG};
+use crate::history::prune;
+use crate::history::retention::Policy;
 use crate::output::{json as print_json, or_dash, table};
-use crate::pins::{self, Pin, PinOutcome, Pins, HOLD_TAG};
-use crate::prune;
-use crate::refs::TreeRef;
-use crate::retention::Policy;
 use crate::store::Store;
 use crate::trees;
+use crate::trees::refs::TreeRef;
 use crate::UsageError;
 use anyhow::{bail, Result};
 use sidus_backends::{BackendError, TreeName};

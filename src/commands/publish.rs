@@ -189,7 +189,7 @@ pub fn prepare_node(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
         let _lock = store.lock(tree)?;
         let root = trees::path(
             store,
-            &crate::refs::TreeRef {
+            &crate::trees::refs::TreeRef {
                 tree: tree.clone(),
                 reference: None,
             },

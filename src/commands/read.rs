@@ -3,9 +3,9 @@
 use super::tree_views;
 use crate::cli::LogArgs;
 use crate::output::{json as print_json, or_dash, table};
-use crate::refs::TreeRef;
 use crate::store::Store;
 use crate::trees;
+use crate::trees::refs::TreeRef;
 use anyhow::Result;
 use sidus_backends::{Snapshot, TreeName};
 

@@ -3,11 +3,11 @@
 
 use super::tree_views;
 use crate::cli::{CreateArgs, RunArgs, ShellArgs, UpdateArgs};
-use crate::debootstrap::{self, Bootstrap};
 use crate::output::json as print_json;
 use crate::sandbox::paths::TreeRoot;
 use crate::store::Store;
 use crate::transaction::{self, CommandFailed, OnFailure, Report, Request};
+use crate::trees::debootstrap::{self, Bootstrap};
 use anyhow::Result;
 use rustix::fs::OFlags;
 

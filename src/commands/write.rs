@@ -3,8 +3,8 @@
 use super::tree_views;
 use crate::cli::{CloneArgs, CreateArgs, SnapshotArgs};
 use crate::output::json as print_json;
-use crate::refs::TreeRef;
 use crate::store::Store;
+use crate::trees::refs::TreeRef;
 use crate::trees::{self, RunFacts};
 use anyhow::Result;
 use sidus_backends::{SnapshotKind, TreeName};

@@ -2,7 +2,6 @@
 //! with a stable fsid, and the boot entries that name it; plus what a node needs
 //! inside its tree to boot that way (`prepare-node`).
 
-pub mod atomic;
 pub mod boot;
 pub mod clients;
 pub mod config;

@@ -6,7 +6,7 @@
 //! current one included; `previous` is the publish history, oldest first, that
 //! `publish --rollback` walks back through.
 
-use super::atomic::write_atomic;
+use crate::state::atomic::write_atomic;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sidus_backends::{SnapshotId, TreeName};

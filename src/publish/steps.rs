@@ -2,14 +2,14 @@
 //! undo: serve a snapshot at its export path, replace a file whole, write the
 //! boot entries of a tree.
 
-use super::atomic::{remove_durable, write_atomic};
 use super::boot::{self, Entry};
 use super::config::PublishConfig;
 use super::exports::serve_path;
 use super::state::PublishState;
 use super::system::{self, Applied};
 use super::undo::Undo;
-use crate::lock::TreeLock;
+use crate::state::atomic::{remove_durable, write_atomic};
+use crate::state::lock::TreeLock;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{SnapshotId, TreeName};

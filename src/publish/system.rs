@@ -190,7 +190,7 @@ pub fn copy_kernel(kernel: &Kernel, dir: &Path) -> Result<bool> {
         File::open(&tmp).and_then(|d| d.sync_all()).ok();
         fs::rename(&tmp, dir)
             .with_context(|| format!("rename {} to {}", tmp.display(), dir.display()))?;
-        super::atomic::sync_dir(parent)
+        crate::state::atomic::sync_dir(parent)
     };
     run().inspect_err(|_| {
         let _ = fs::remove_dir_all(&tmp);

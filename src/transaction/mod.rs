@@ -10,10 +10,10 @@ mod recover;
 pub use record::{OnFailure, Phase, Record};
 pub use recover::recover;
 
-use crate::journal::Entry;
 use crate::sandbox::namespace::Outcome;
 use crate::sandbox::paths::TreeRoot;
 use crate::sandbox::{self, purge::purge, wrappers, Resolv, Spec};
+use crate::state::journal::Entry;
 use crate::store::Store;
 use crate::trees::{take_snapshot, RunFacts};
 use anyhow::{Context, Result};

@@ -161,7 +161,7 @@ impl Pins {
         f: impl FnOnce(&mut Vec<Pin>) -> Result<T>,
     ) -> Result<T> {
         let timeout = std::time::Duration::from_secs_f64(store.config.lock_timeout_secs);
-        let _lock = crate::lock::TreeLock::acquire(&self.state_dir, ".pins", timeout)?;
+        let _lock = crate::state::lock::TreeLock::acquire(&self.state_dir, ".pins", timeout)?;
         let mut pins = self.load()?;
         let value = f(&mut pins)?;
         self.save(&pins)?;

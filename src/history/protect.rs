@@ -3,7 +3,7 @@
 //!
 //! Sources, all read at the moment of the decision:
 //! - clone origins, from the backend's tree records;
-//! - pins, from `<state_dir>/pins.json` ([`crate::pins`]);
+//! - pins, from `<state_dir>/pins.json` ([`crate::history::pins`]);
 //! - publishing, from `<state_dir>/publish/state.json` when it exists, written by
 //!   the publish feature in exactly this shape (unknown fields are ignored):
 //!   ```json
@@ -20,7 +20,7 @@
 //! A state file that exists but cannot be read fails the decision: when in doubt,
 //! nothing is deleted.
 
-use crate::pins::{Pin, Pins};
+use crate::history::pins::{Pin, Pins};
 use crate::store::Store;
 use anyhow::{Context, Result};
 use serde::Deserialize;

@@ -1,8 +1,8 @@
 //! Pruning a tree: the retention policy's verdicts with protections laid over
 //! them, then the deletions.
 
-use crate::protect::{Protection, Protections};
-use crate::retention::{self, Policy, Reason};
+use crate::history::protect::{Protection, Protections};
+use crate::history::retention::{self, Policy, Reason};
 use crate::store::Store;
 use anyhow::Result;
 use serde::Serialize;
@@ -158,7 +158,7 @@ fn freed(store: &Store, tree: &TreeName, verdicts: &[Verdict]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protect::Published;
+    use crate::history::protect::Published;
     use sidus_backends::SnapshotId;
 
     fn snap(id: &str) -> Snapshot {

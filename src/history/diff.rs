@@ -9,7 +9,7 @@
 //! link structure, directory sizes.
 //!
 //! Equal-sized files are read side by side, except on one btrfs file system
-//! where both map exactly the same extents ([`crate::extents`]): then they are
+//! where both map exactly the same extents ([`crate::history::extents`]): then they are
 //! equal without reading, so two snapshots of a big tree compare in the time
 //! of a metadata walk.
 
@@ -274,7 +274,7 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 struct Walk {
     out: Vec<Entry>,
     /// Both trees are on one btrfs file system: files mapping the same extents
-    /// are equal without reading them (see [`crate::extents`]).
+    /// are equal without reading them (see [`crate::history::extents`]).
     one_btrfs: bool,
 }
 
@@ -304,7 +304,8 @@ impl Walk {
                         open_file(&so.fd, &o.name).with_context(|| format!("open old {path}"))?;
                     let fnew =
                         open_file(&sn.fd, &n.name).with_context(|| format!("open new {path}"))?;
-                    let shared = self.one_btrfs && crate::extents::share_all_extents(&fo, &fnew);
+                    let shared =
+                        self.one_btrfs && crate::history::extents::share_all_extents(&fo, &fnew);
                     if !shared
                         && !same_content(fo, fnew).with_context(|| format!("compare {path}"))?
                     {
@@ -442,7 +443,7 @@ fn root_side(dir: &Path) -> Result<(Side, Node)> {
 pub fn diff_trees(old: &Path, new: &Path) -> Result<Vec<Entry>> {
     let (so, no) = root_side(old)?;
     let (sn, nn) = root_side(new)?;
-    let fsid = |s: &Side| crate::extents::btrfs_fsid(&s.fd);
+    let fsid = |s: &Side| crate::history::extents::btrfs_fsid(&s.fd);
     let one_btrfs = fsid(&so).is_some_and(|a| Some(a) == fsid(&sn));
     let mut walk = Walk {
         out: Vec::new(),

@@ -1,9 +1,12 @@
 //! What sidus does to trees and snapshots, and what it refuses: the policy on top
 //! of a backend's mechanism. Callers hold the tree's lock where noted.
 
-use crate::protect::{describe, Protections};
-use crate::refs::TreeRef;
+pub mod debootstrap;
+pub mod refs;
+
+use crate::history::protect::{describe, Protections};
 use crate::store::Store;
+use crate::trees::refs::TreeRef;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{Runner, Snapshot, SnapshotId, SnapshotKind, TreeName, TreeRecord};
 use std::path::{Path, PathBuf};
@@ -61,9 +64,9 @@ fn resolve_among<'a, T>(
     };
     // A pin label is a REF too. Labels can never look like `latest` or an ID
     // prefix (see `pins::parse_label`), so IDs never need the pins file.
-    if crate::pins::parse_label(reference).is_ok() {
-        let pins = crate::pins::Pins::new(store.state_dir()).of_tree(&r.tree)?;
-        if let Some(pin) = crate::pins::find_label(&pins, &r.tree, reference) {
+    if crate::history::pins::parse_label(reference).is_ok() {
+        let pins = crate::history::pins::Pins::new(store.state_dir()).of_tree(&r.tree)?;
+        if let Some(pin) = crate::history::pins::find_label(&pins, &r.tree, reference) {
             return items.iter().find(|s| id(s) == &pin.id).ok_or_else(|| {
                 anyhow::anyhow!(
                     "label '{reference}' names {}@{}, which no longer exists (sidus unpin {0}@{reference})",
@@ -77,7 +80,7 @@ fn resolve_among<'a, T>(
             r.tree
         );
     }
-    crate::refs::resolve_by(&r.tree, reference, items, id)
+    crate::trees::refs::resolve_by(&r.tree, reference, items, id)
 }
 
 /// Turns "no tree" from a backend into a hint at `sidus list`.
@@ -208,7 +211,7 @@ pub fn rollback_locked(store: &Store, target: &Snapshot) -> Result<(Snapshot, Sn
     Ok((safety, target.clone()))
 }
 
-/// Deletes one snapshot unless something protects it (see [`crate::protect`]):
+/// Deletes one snapshot unless something protects it (see [`crate::history::protect`]):
 /// a pin, publishing, a clone made from it, an unfinished run.
 pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
     let _lock = store.lock(&r.tree)?;
