@@ -6,8 +6,6 @@
 //! crate. Nothing here knows the CLI, the journal or publishing.
 
 pub mod btrfs;
-mod btrfs_ioctl;
-mod btrfs_qgroup;
 pub mod fake;
 mod fsutil;
 pub mod lvm;

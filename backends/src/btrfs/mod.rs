@@ -16,7 +16,8 @@ use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
     TreeName, TreeRecord,
 };
-use crate::{btrfs_ioctl, btrfs_qgroup};
+mod ioctl;
+mod qgroup;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
@@ -148,7 +149,7 @@ impl Btrfs {
         })
     }
 
-    /// Snapshots subvolume `source` as `dest` (see [`btrfs_ioctl::snapshot`]);
+    /// Snapshots subvolume `source` as `dest` (see [`ioctl::snapshot`]);
     /// a full file system is [`BackendError::PoolFull`].
     fn snapshot_subvolume(
         &self,
@@ -157,7 +158,7 @@ impl Btrfs {
         dest: &Path,
         readonly: bool,
     ) -> Result<()> {
-        btrfs_ioctl::snapshot(source, dest, readonly).map_err(|e| {
+        ioctl::snapshot(source, dest, readonly).map_err(|e| {
             let action = action.into();
             if e.raw_os_error() == Some(libc::ENOSPC) {
                 BackendError::PoolFull {
@@ -243,7 +244,7 @@ impl Backend for Btrfs {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            // When quotas are enabled; see btrfs_qgroup.
+            // When quotas are enabled; see qgroup.rs.
             snapshot_space: true,
             ..Capabilities::default()
         }
@@ -530,11 +531,10 @@ impl Backend for Btrfs {
             Err(e) if e.stderr.contains("quotas not enabled") => return Ok(BTreeMap::new()),
             Err(e) => return Err(BackendError::command("read btrfs quota groups", e)),
         };
-        let qgroups =
-            btrfs_qgroup::parse(&json).map_err(|detail| BackendError::UnexpectedOutput {
-                tool: "btrfs qgroup show".into(),
-                detail,
-            })?;
+        let qgroups = qgroup::parse(&json).map_err(|detail| BackendError::UnexpectedOutput {
+            tool: "btrfs qgroup show".into(),
+            detail,
+        })?;
         let rootid = self
             .runner
             .run_string(&argv!["btrfs", "inspect-internal", "rootid", &working])
@@ -548,6 +548,6 @@ impl Backend for Btrfs {
                 tool: "btrfs inspect-internal rootid".into(),
                 detail: format!("not a subvolume ID: '{}'", rootid.trim()),
             })?;
-        Ok(btrfs_qgroup::snapshot_space(&qgroups, tree, working_id))
+        Ok(qgroup::snapshot_space(&qgroups, tree, working_id))
     }
 }
