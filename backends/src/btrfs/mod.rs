@@ -11,13 +11,14 @@
 //! ```
 
 use crate::fsutil::{read_json, write_json_atomic, write_json_xattr};
+mod ioctl;
+mod qgroup;
+
 use crate::runner::Runner;
 use crate::{
     argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
     TreeName, TreeRecord,
 };
-mod ioctl;
-mod qgroup;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
