@@ -49,6 +49,10 @@ pub struct Config {
     pub publish: Option<crate::publish::config::PublishConfig>,
 }
 
+/// The longest lock wait a config may ask for (a day): anything longer is a
+/// typo, and a Duration cannot hold every f64.
+const MAX_LOCK_TIMEOUT: f64 = 86_400.0;
+
 fn default_lock_timeout() -> f64 {
     5.0
 }
@@ -187,11 +191,12 @@ impl Config {
     /// Writes the config atomically, creating its directory.
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self).expect("config serializes");
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))
+        crate::state::atomic::write_atomic(path, text.as_bytes(), 0o644)
+    }
+
+    /// How long a writer waits for a tree's lock (checked to fit a Duration).
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.lock_timeout_secs.clamp(0.0, MAX_LOCK_TIMEOUT))
     }
 
     fn check(&self) -> Result<()> {
@@ -208,8 +213,11 @@ impl Config {
                 name.as_str().unwrap_or("")
             );
         }
-        if !self.lock_timeout_secs.is_finite() || self.lock_timeout_secs < 0.0 {
-            bail!("lock_timeout_secs must be a number of seconds >= 0");
+        if !(0.0..=MAX_LOCK_TIMEOUT).contains(&self.lock_timeout_secs) {
+            bail!(
+                "lock_timeout_secs must be between 0 and {MAX_LOCK_TIMEOUT} seconds, not {}",
+                self.lock_timeout_secs
+            );
         }
         if let Some(l) = &self.lvm {
             if !(0.0..=100.0).contains(&l.max_pool_use_percent) {
@@ -326,6 +334,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("between 0 and 100"), "{e:#}");
+        // A huge timeout is an error, never a panic (Duration overflow).
+        for bad in ["1e300", "-1.0", "nan"] {
+            let e = parse(&format!(
+                "backend = \"btrfs\"\nlock_timeout_secs = {bad}\n[btrfs]\npath = \"/x\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                format!("{e:#}").contains("lock_timeout_secs must be between 0 and 86400"),
+                "{bad}: {e:#}"
+            );
+        }
     }
 
     #[test]

@@ -314,7 +314,14 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
             out.stderr
         );
         assert_wrappers_gone(&tree);
-        assert!(!store.mnt.join(".sidus/runs/bb.json").exists());
+        let state: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(store.mnt.join(".sidus/trees/bb.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            state["intent"].is_null(),
+            "the run's intent is settled: {state}"
+        );
         let snaps = snapshots(&store, "bb");
         let kinds: Vec<&str> = snaps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
         if keep {
@@ -325,12 +332,22 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
             assert!(!marker.exists(), "rolled back");
             assert_eq!(kinds, ["pre", "manual"]);
         }
+        // The dead run is journaled once, by recovery, under its own action.
         let log = store.sidus(&["log", "bb", "--json"]).json();
-        assert!(log
+        let recovered: Vec<_> = log
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["action"] == "recover"));
+            .filter(|e| e["action"] == "run")
+            .collect();
+        assert_eq!(recovered.len(), if keep { 2 } else { 1 }, "{log}");
+        assert!(
+            recovered[0]["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("ok: sidus pid "),
+            "{log}"
+        );
     }
 }
 

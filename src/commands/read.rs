@@ -116,7 +116,15 @@ fn snapshot_column(ids: &[String]) -> String {
 }
 
 pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
-    let mut entries = store.journal.read(args.tree.as_ref().map(|t| t.as_str()))?;
+    let read = store.journal.read(args.tree.as_ref().map(|t| t.as_str()))?;
+    if read.damaged > 0 {
+        eprintln!(
+            "sidus: warning: skipped {} damaged line(s) in the journal {} (left by a crash mid-write)",
+            read.damaged,
+            store.journal.path().display()
+        );
+    }
+    let mut entries = read.entries;
     entries.reverse();
     if let Some(n) = args.limit {
         entries.truncate(n);

@@ -27,6 +27,9 @@ pub enum Outcome {
     Exited(i32),
     /// This signal killed it.
     Signaled(i32),
+    /// It started, but the sandbox failed before its status was known: the
+    /// tree may hold part of what it did, so the run's failure policy applies.
+    Lost,
 }
 
 impl Outcome {
@@ -35,6 +38,8 @@ impl Outcome {
         match self {
             Outcome::Exited(c) => c,
             Outcome::Signaled(s) => 128 + s,
+            // podman's "the container runtime failed".
+            Outcome::Lost => 125,
         }
     }
 
@@ -52,6 +57,7 @@ impl std::fmt::Display for Outcome {
                 let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
                 write!(f, "was killed by signal {s} ({name})")
             }
+            Outcome::Lost => f.write_str("ran, but the sandbox failed before its status was known"),
         }
     }
 }
@@ -121,13 +127,14 @@ fn parse_report(report: &str, helper: WaitStatus) -> Result<Outcome> {
         if let Some(s) = line.strip_prefix("signal ") {
             return Ok(Outcome::Signaled(s.parse().context("sandbox report")?));
         }
-    }
-    match helper {
-        WaitStatus::Signaled(_, sig, _) => {
-            bail!("the sandbox was killed ({sig}) before the command finished")
+        if let Some(e) = line.strip_prefix("lost: ") {
+            log::warn!("the command's status is unknown: {e}");
+            return Ok(Outcome::Lost);
         }
-        other => bail!("the sandbox ended without reporting the command's status ({other:?})"),
     }
+    // No error before the command started and no status: it may have run.
+    log::warn!("the sandbox ended without reporting the command's status ({helper:?})");
+    Ok(Outcome::Lost)
 }
 
 fn wait_for(pid: Pid) -> Result<WaitStatus> {
@@ -236,7 +243,7 @@ fn init(tree: &TreeRoot, spec: &Spec, exec: &Exec, pipe: OwnedFd) -> i32 {
             }
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                report(&pipe, &format!("error: wait for the command: {e}"));
+                report(&pipe, &format!("lost: wait for the command: {e}"));
                 return 125;
             }
         }
@@ -418,11 +425,15 @@ mod tests {
         );
         let e = parse_report("error: refusing to mount on tmp\n", ok).unwrap_err();
         assert_eq!(e.to_string(), "refusing to mount on tmp");
+        // Killed with no status reported: the command may have run, so the
+        // run's failure policy applies rather than the setup undo.
         let killed = WaitStatus::Signaled(Pid::from_raw(1), Signal::SIGKILL, false);
-        assert!(parse_report("", killed)
-            .unwrap_err()
-            .to_string()
-            .contains("killed"));
+        assert_eq!(parse_report("", killed).unwrap(), Outcome::Lost);
+        assert_eq!(
+            parse_report("lost: wait for the command: EINTR\n", ok).unwrap(),
+            Outcome::Lost
+        );
+        assert_eq!(Outcome::Lost.code(), 125);
     }
 
     #[test]

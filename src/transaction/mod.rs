@@ -5,17 +5,18 @@
 //! ([`recover`]).
 
 pub mod record;
-mod recover;
+pub mod recover;
 
 pub use record::{OnFailure, Phase, Record};
-pub use recover::recover;
 
 use crate::sandbox::namespace::Outcome;
 use crate::sandbox::paths::TreeRoot;
 use crate::sandbox::{self, purge::purge, wrappers, Resolv, Spec};
+use crate::state::failpoint;
+use crate::state::intent::{Change, Slot};
 use crate::state::journal::Entry;
 use crate::store::Store;
-use crate::trees::{take_snapshot, RunFacts};
+use crate::trees::{make_snapshot, take_snapshot, RunFacts};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use sidus_backends::{Snapshot, SnapshotId, SnapshotKind, TreeName};
@@ -81,7 +82,7 @@ impl std::error::Error for CommandFailed {}
 /// being as it was before.
 pub fn run(store: &Store, req: &Request) -> Result<Report> {
     let tree = &req.tree;
-    let _lock = store.lock(tree)?;
+    let _lock = store.write_lock(tree)?;
     let path = store.backend.tree_path(tree)?;
     let command = req
         .argv
@@ -109,9 +110,28 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         log::info!("name resolution not set up in the run: {why}");
     }
 
-    let pre = take_snapshot(
+    store.check_pool_room(&format!("snapshot tree '{tree}'"))?;
+    let next = store.next_id(tree)?;
+    let mut record = Record {
+        tree: tree.clone(),
+        pre: next.0.clone(),
+        on_failure: req.on_failure,
+        command: command.clone(),
+        message: message.clone(),
+        wrappers: plan.clone(),
+        phase: Phase::Running,
+        pid: std::process::id(),
+        started: chrono::Utc::now(),
+    };
+    store.begin(
+        Slot::Tree(tree.clone()),
+        Change::Run(record.clone()),
+        Some(&record.pre),
+    )?;
+    let pre = make_snapshot(
         store,
         tree,
+        next,
         SnapshotKind::Pre,
         &message,
         RunFacts {
@@ -119,21 +139,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
             ..RunFacts::default()
         },
     )?;
-    let mut record = Record {
-        tree: tree.clone(),
-        pre: pre.id.clone(),
-        on_failure: req.on_failure,
-        command: command.clone(),
-        message,
-        wrappers: plan.clone(),
-        phase: Phase::Running,
-        pid: std::process::id(),
-        started: chrono::Utc::now(),
-    };
-    if let Err(e) = record.save(store.state_dir()) {
-        let _ = store.backend.delete_snapshot(tree, &pre.id);
-        return Err(e);
-    }
+    failpoint::hit("run:after-pre");
 
     let ran = wrappers::install(&root, &plan).and_then(|()| sandbox::run(&root, &spec));
     let outcome = match ran {
@@ -146,7 +152,8 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
     record.phase = Phase::Finished {
         status: outcome.code(),
     };
-    record.save(store.state_dir())?;
+    store.update_intent(Change::Run(record.clone()), None)?;
+    failpoint::hit("run:after-command");
     let mut report = Report {
         tree: tree.clone(),
         command,
@@ -159,6 +166,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
     };
     if outcome.success() || req.on_failure == OnFailure::Keep {
         let (post, warnings) = keep(store, &root, &record, Some(outcome.code()))?;
+        failpoint::hit("run:after-post");
         report.post = Some(post.id);
         report.warnings = warnings;
     } else {
@@ -166,26 +174,20 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         roll_back(store, &record, &format!("`{}` {outcome}", record.command))?;
         report.rolled_back = true;
     }
-    record.remove(store.state_dir())?;
     Ok(report)
 }
 
 /// The sandbox could not be built, so the command never ran: put the tree back
 /// as it was and drop the `pre` snapshot, leaving no trace but the journal.
 fn undo_setup(store: &Store, record: &Record, err: anyhow::Error) -> anyhow::Error {
-    let undo = store
-        .backend
-        .replace_working(&record.tree, &record.pre)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| record.remove(store.state_dir()));
-    match undo {
+    match store.backend.replace_working(&record.tree, &record.pre) {
         Ok(()) => {
             let _ = store.backend.delete_snapshot(&record.tree, &record.pre);
             err.context(format!("cannot run in tree '{}'", record.tree))
         }
         Err(u) => err.context(format!(
             "cannot run in tree '{}', and putting it back to {} failed too ({u:#}); \
-             the next sidus command on the tree retries",
+             the tree keeps what the failed setup left",
             record.tree, record.pre
         )),
     }
@@ -249,6 +251,7 @@ fn journal(store: &Store, action: &str, tree: &TreeName, snapshots: Vec<String>,
         tree: Some(tree.to_string()),
         snapshots,
         outcome,
+        intent: None,
     };
     if let Err(e) = store.journal.append(&entry) {
         log::warn!("{e:#}");

@@ -326,6 +326,7 @@ impl Backend for Lvm {
                 Some(TreeRecord {
                     path: self.working_dir(&name),
                     origin: Self::origin_of(l),
+                    damaged: None,
                     name,
                 })
             })

@@ -551,6 +551,7 @@ impl Backend for Zfs {
                 name: d.tree,
                 path: d.mountpoint,
                 origin: d.origin.as_deref().and_then(parse_origin),
+                damaged: None,
             })
             .collect();
         trees.sort_by(|a, b| a.name.cmp(&b.name));
