@@ -38,11 +38,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Init(args) = &cli.command {
         return init::init(&cli, args);
     }
+    if let Command::Failpoints = &cli.command {
+        crate::state::failpoint::ALL
+            .iter()
+            .for_each(|f| println!("{f}"));
+        return Ok(());
+    }
     let config = Config::load(&cli.config)?;
     let store = Store::open(config, Invocation::current())?;
     let json = cli.json;
     match cli.command {
-        Command::Init(_) => unreachable!("handled above"),
+        Command::Init(_) | Command::Failpoints => unreachable!("handled above"),
         Command::Create(a) if a.debootstrap.is_some() => run::create(&store, json, &a),
         Command::Create(a) => write::create(&store, json, &a),
         Command::List => read::list(&store, json),

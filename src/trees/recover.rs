@@ -17,8 +17,10 @@ use sidus_backends::TreeName;
 pub enum Recovered {
     /// The change is complete now: what was done, and the snapshots touched.
     Finished(String, Vec<String>),
-    /// The change was taken back (or had not begun): what was done.
-    Undone(String),
+    /// The change did not land as asked: it was taken back, had not begun,
+    /// or (a run whose command was cut short) ended as a failure; what was
+    /// done, and the snapshots touched.
+    Failed(String, Vec<String>),
 }
 
 /// Finishes or undoes every interrupted change `tree` is part of. The caller
@@ -78,10 +80,10 @@ pub fn settle(store: &Store, slot: &Slot, intent: &Intent) -> Result<()> {
             ids.clone(),
             format!("finished the interrupted {}: {what}", intent.action),
         ),
-        Ok(Recovered::Undone(what)) => (
-            format!("failed: {died}; recovery undid it: {what}"),
-            vec![],
-            format!("undid the interrupted {}: {what}", intent.action),
+        Ok(Recovered::Failed(what, ids)) => (
+            format!("failed: {died}; recovery ended it: {what}"),
+            ids.clone(),
+            format!("ended the interrupted {} as failed: {what}", intent.action),
         ),
         Err(e) => (
             format!("failed: {died}; recovery failed: {e:#}"),
@@ -112,16 +114,16 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
         Change::Create { tree } => {
             if backend.list_trees()?.iter().any(|t| &t.name == tree) {
                 backend.destroy_tree(tree)?;
-                Recovered::Undone(format!("removed the half-made tree '{tree}'"))
+                Recovered::Failed(format!("removed the half-made tree '{tree}'"), vec![])
             } else {
-                Recovered::Undone("nothing had been made".into())
+                Recovered::Failed("nothing had been made".into(), vec![])
             }
         }
         Change::Snapshot { tree, id } => {
             if backend.snapshot_ids(tree)?.contains(id) {
                 Recovered::Finished(format!("snapshot {tree}@{id} exists"), vec![id.to_string()])
             } else {
-                Recovered::Undone(format!("snapshot {tree}@{id} had not been made"))
+                Recovered::Failed(format!("snapshot {tree}@{id} had not been made"), vec![])
             }
         }
         Change::Delete { tree, ids } => {
@@ -156,7 +158,7 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
                     vec![target.to_string(), safety.to_string()],
                 )
             } else {
-                Recovered::Undone("nothing had been changed".into())
+                Recovered::Failed("nothing had been changed".into(), vec![])
             }
         }
         Change::Clone {
@@ -181,10 +183,10 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
                 )
             } else {
                 debug_assert!(*takes_snapshot, "a clone of an existing snapshot");
-                Recovered::Undone(format!("snapshot {source}@{id} had not been made"))
+                Recovered::Failed(format!("snapshot {source}@{id} had not been made"), vec![])
             }
         }
-        Change::Run(record) => crate::transaction::recover::finish(store, record)?,
+        Change::Run(record) => crate::transaction::recover::finish(store, intent, record)?,
         Change::Publish { .. } | Change::Unpublish { .. } | Change::Restore => {
             crate::publish::recover::finish(store, intent)?
         }
