@@ -31,6 +31,9 @@ pub struct TreeView {
     pub latest: Option<String>,
     /// The snapshot it was cloned from.
     pub origin: Option<Origin>,
+    /// Why its record cannot be read (its origin is then unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// Runs the parsed command line.
@@ -95,6 +98,7 @@ pub fn tree_views(store: &Store, only: Option<&TreeName>) -> Result<Vec<TreeView
                 snapshots: count,
                 latest,
                 origin: t.origin,
+                damaged: t.damaged,
                 name: t.name,
             }
         })
