@@ -293,7 +293,7 @@ fn root_btrfs_sandbox_lost_after_the_command_ran_keeps_the_policy() {
         .sidus(&["create", "bb", "--from-dir", src.to_str().unwrap()])
         .ok();
     let tree = store.path("bb");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidus"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sidus"))
         .args(["run", "bb", "--keep-on-failure", "--", "sh", "-c"])
         .arg("touch /root/work; sleep 60")
         .env("SIDUS_CONFIG", &store.config)
