@@ -46,7 +46,7 @@ fn unmount_served(store: &TestStore) {
     }
 }
 
-/// 1. A publish killed after its boot entries name the new ID, before the
+/// Defect 1: A publish killed after its boot entries name the new ID, before the
 /// state does: the ID nodes boot is protected, and the next command makes
 /// the state agree with the entries.
 #[test]
@@ -88,7 +88,7 @@ fn root_btrfs_killed_publish_never_lets_the_booted_id_go() {
     unmount_served(&store);
 }
 
-/// 2. A tree record left by a clone or destroy cut short never gives the
+/// Defect 2: A tree record left by a clone or destroy cut short never gives the
 /// next tree of that name a false origin.
 #[test]
 fn root_btrfs_stale_tree_record_never_makes_a_false_origin() {
@@ -117,7 +117,7 @@ fn root_btrfs_stale_tree_record_never_makes_a_false_origin() {
     store.sidus(&["destroy", "lab"]).ok();
 }
 
-/// 3. One damaged tree record affects that tree only: the others list,
+/// Defect 3: One damaged tree record affects that tree only: the others list,
 /// delete, prune, clone and destroy as before, and the broken one can go.
 #[test]
 fn root_btrfs_damaged_tree_record_affects_only_its_tree() {
@@ -147,7 +147,7 @@ fn root_btrfs_damaged_tree_record_affects_only_its_tree() {
     store.sidus(&["destroy", "lab"]).ok();
 }
 
-/// 4. A torn last line, NUL padding and a byte that is not UTF-8 in the
+/// Defect 4: A torn last line, NUL padding and a byte that is not UTF-8 in the
 /// journal: `log` works, says how many lines it skipped, and no good entry
 /// after the damage is lost.
 #[test]
@@ -172,7 +172,7 @@ fn root_btrfs_damaged_journal_lines_are_skipped_and_counted() {
     assert_eq!(log.as_array().unwrap().len(), 2);
 }
 
-/// 6. When the journal cannot be written after the change landed, sidus
+/// Defect 6: When the journal cannot be written after the change landed, sidus
 /// still prints the new ID and succeeds (a retrying script makes no second
 /// one), and the next writer journals the change.
 #[test]
@@ -209,7 +209,7 @@ fn root_btrfs_unwritable_journal_still_prints_the_id_and_is_caught_up() {
     assert!(entries[0]["outcome"].as_str().unwrap().starts_with("ok"));
 }
 
-/// 8. Commands that only read change nothing: a scratch copy a rollback left
+/// Defect 8: Commands that only read change nothing: a scratch copy a rollback left
 /// stays until a writer holds the lock.
 #[test]
 fn root_btrfs_readers_never_clean_up() {
@@ -233,7 +233,7 @@ fn root_btrfs_readers_never_clean_up() {
     assert!(!scratch.exists(), "the writer cleans it up");
 }
 
-/// 9. An ID is never given twice in a tree, even after its snapshot is
+/// Defect 9: An ID is never given twice in a tree, even after its snapshot is
 /// deleted within the same second.
 #[test]
 fn root_btrfs_ids_are_never_reused() {
@@ -253,7 +253,7 @@ fn root_btrfs_ids_are_never_reused() {
     assert!(!seen.contains(&id), "{id} given again after destroy");
 }
 
-/// 12. A lock timeout no Duration can hold is a one-line config error, not a
+/// Defect 12: A lock timeout no Duration can hold is a one-line config error, not a
 /// panic.
 #[test]
 fn root_btrfs_huge_lock_timeout_is_a_config_error() {
@@ -274,7 +274,7 @@ fn root_btrfs_huge_lock_timeout_is_a_config_error() {
     );
 }
 
-/// 7. When the sandbox fails after the command ran (its status is lost), the
+/// Defect 7: When the sandbox fails after the command ran (its status is lost), the
 /// run's own failure policy applies: `--keep-on-failure` keeps the work as a
 /// post snapshot instead of rolling back and dropping `pre`.
 #[test]
