@@ -191,7 +191,7 @@ fn root_btrfs_unwritable_journal_still_prints_the_id_and_is_caught_up() {
     let _ = Command::new("chattr").arg("-i").arg(&journal).status();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let id = out.stdout.trim().to_string();
-    assert_eq!(store.ids("lab"), [id.clone()]);
+    assert_eq!(store.ids("lab"), std::slice::from_ref(&id));
     assert!(
         out.stderr.contains("could not be written"),
         "{}",
