@@ -216,7 +216,7 @@ fn root_btrfs_readers_never_clean_up() {
     require_root_btrfs!();
     let store = TestStore::new();
     store.sidus(&["create", "lab"]).ok();
-    store.snapshot("lab", "a");
+    let a = store.snapshot("lab", "a");
     let scratch = store.mnt.join("trees/.lab.swap");
     assert!(Command::new("btrfs")
         .args(["-q", "subvolume", "create"])
@@ -229,7 +229,8 @@ fn root_btrfs_readers_never_clean_up() {
     store.sidus(&["snapshots", "lab"]).ok();
     store.path("lab@latest");
     assert!(scratch.exists(), "a reader removed the scratch copy");
-    store.snapshot("lab", "b");
+    // A writer that needs the scratch name clears it, holding the lock.
+    store.sidus(&["rollback", &format!("lab@{a}")]).ok();
     assert!(!scratch.exists(), "the writer cleans it up");
 }
 

@@ -309,7 +309,7 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
         let out = store.sidus(&["snapshot", "bb", "-m", "next"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(
-            out.stderr.contains("finished the interrupted run"),
+            out.stderr.contains("ended the interrupted run as failed"),
             "{}",
             out.stderr
         );

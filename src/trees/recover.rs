@@ -23,8 +23,27 @@ pub enum Recovered {
     Failed(String, Vec<String>),
 }
 
-/// Finishes or undoes every interrupted change `tree` is part of. The caller
-/// holds `tree`'s lock; recovery takes the other locks a change needs.
+/// What the next writer of `tree` does first: when a change `tree` is part of
+/// was interrupted (an intent is left), the backend's half-done steps are
+/// finished or removed and the change is settled. With no intent (the common
+/// case) it costs a few small file reads and changes nothing: every backend
+/// step that can be cut short runs under an intent.
+pub fn recover_pending(store: &Store, tree: &TreeName) -> Result<()> {
+    let pending = Slot::Tree(tree.clone()).load(store.state_dir())?.is_some()
+        || !clones_involving(store.state_dir(), tree)?.is_empty()
+        || Slot::Publish
+            .load(store.state_dir())?
+            .is_some_and(|i| i.change.trees().contains(&tree));
+    if pending {
+        recover_tree(store, tree)?;
+    }
+    Ok(())
+}
+
+/// Finishes or undoes every interrupted change `tree` is part of, and what
+/// the backend's own steps left (`sidus doctor --repair` calls this for
+/// leftovers of older sidus versions too). The caller holds `tree`'s lock;
+/// recovery takes the other locks a change needs.
 pub fn recover_tree(store: &Store, tree: &TreeName) -> Result<()> {
     for note in store.backend.recover(tree)? {
         log::warn!("tree '{tree}': {note}");
