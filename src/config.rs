@@ -159,10 +159,11 @@ impl Config {
         }
     }
 
-    /// Parses and checks a config document; `origin` names it in errors.
+    /// Parses and checks a config document; `origin` names it in errors, with
+    /// the line and column of a syntax error or a bad setting.
     pub fn parse(text: &str, origin: &Path) -> Result<Config> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("config {}: {}", origin.display(), e.message()))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| located(text, origin, e.message(), e.span()))?;
         config
             .check()
             .with_context(|| format!("config {}", origin.display()))?;
@@ -182,16 +183,6 @@ impl Config {
             Err(e) => return Err(e).with_context(|| format!("read config {}", path.display())),
         };
         Config::parse(&text, path)
-    }
-
-    /// Writes the config atomically, creating its directory.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self).expect("config serializes");
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))
     }
 
     fn check(&self) -> Result<()> {
@@ -265,6 +256,34 @@ impl Config {
     }
 }
 
+/// An error in the config document `text` read from `origin`, at the byte
+/// range `span` when known: `config PATH, line L, column C: MESSAGE`.
+pub fn located(
+    text: &str,
+    origin: &Path,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> anyhow::Error {
+    // toml puts what it expected on a second line: keep one line.
+    let message = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match span.and_then(|s| text.get(..s.start)) {
+        Some(before) => {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            anyhow::anyhow!(
+                "config {}, line {line}, column {column}: {message}",
+                origin.display()
+            )
+        }
+        None => anyhow::anyhow!("config {}: {message}", origin.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,6 +345,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("between 0 and 100"), "{e:#}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_and_column() {
+        let e = parse("backend = \"btrfs\"\n[btrfs]\npath = /x\n").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("config test.toml, line 3, column 8: "),
+            "{text}"
+        );
+        let e = parse("backend = \"btrfs\"\n[btrfs\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 2, column 7"), "{e:#}");
+        // A bad setting is placed too.
+        let e =
+            parse("backend = \"btrfs\"\n[btrfs]\npath = \"/x\"\nloopfile = \"/y\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 4, column 1"), "{e:#}");
     }
 
     #[test]
