@@ -38,11 +38,16 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Init(args) = &cli.command {
         return init::init(&cli, args);
     }
+    if let Command::Completions(a) = &cli.command {
+        let mut out = std::io::stdout().lock();
+        return crate::completion::write_script(a.shell, &mut out)
+            .map_err(|e| anyhow::anyhow!("write the {:?} completion script: {e}", a.shell));
+    }
     let config = Config::load(&cli.config)?;
     let store = Store::open(config, Invocation::current())?;
     let json = cli.json;
     match cli.command {
-        Command::Init(_) => unreachable!("handled above"),
+        Command::Init(_) | Command::Completions(_) => unreachable!("handled above"),
         Command::Create(a) if a.debootstrap.is_some() => run::create(&store, json, &a),
         Command::Create(a) => write::create(&store, json, &a),
         Command::List => read::list(&store, json),
