@@ -363,6 +363,25 @@ mod tests {
         assert!(format!("{e:#}").contains("line 4, column 1"), "{e:#}");
     }
 
+    /// The example config the Debian package ships, as written and with every
+    /// setting uncommented, so that it never names a setting sidus refuses.
+    #[test]
+    fn example_config_parses_as_written_and_uncommented() {
+        let text = include_str!("../contrib/sidus.toml");
+        assert_eq!(parse(text).unwrap(), Config::embedded_default());
+        let all: String = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.starts_with([' ', '#']) && !rest.is_empty() => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&all).unwrap_or_else(|e| panic!("{e:#}\n{all}"));
+        assert!(c.zfs.is_some() && c.lvm.is_some() && c.prune.is_some());
+        assert_eq!(c.publish.unwrap().server.as_deref(), Some("10.0.0.1"));
+    }
+
     #[test]
     fn missing_file_says_run_init() {
         let e = Config::load(Path::new("/nonexistent/sidus.toml")).unwrap_err();
