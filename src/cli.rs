@@ -97,13 +97,27 @@ pub enum Command {
     /// List the failpoints crash tests can make sidus die at (SIDUS_FAILPOINT=NAME).
     #[command(hide = true)]
     Failpoints,
+    /// Print the completion script of a shell (bash, zsh, fish).
+    ///
+    /// The script asks sidus for candidates, so tree names, snapshot IDs and
+    /// labels (TREE@ID, TREE@LABEL) come from the store. Packages install it;
+    /// by hand: `sidus completions bash > /etc/bash_completion.d/sidus`.
+    Completions(CompletionsArgs),
+}
+
+/// `sidus completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: crate::completion::Shell,
 }
 
 /// `sidus publish`
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The snapshot to serve, as TREE@REF; TREE alone means TREE@latest.
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub target: TreeRef,
     /// Go back to the snapshot published before the current one (give TREE only).
     #[arg(long)]
@@ -114,7 +128,7 @@ pub struct PublishArgs {
 #[derive(Debug, Args)]
 pub struct UnpublishArgs {
     /// The published snapshot, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
     /// Also unpublish the current snapshot (removing the tree's boot entries) or
     /// one NFS clients still mount (they get ESTALE).
@@ -126,7 +140,7 @@ pub struct UnpublishArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: Option<TreeName>,
 }
 
@@ -191,7 +205,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct TreeArg {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
 }
 
@@ -199,7 +213,7 @@ pub struct TreeArg {
 #[derive(Debug, Args)]
 pub struct RefArg {
     /// The snapshot, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
 }
 
@@ -207,7 +221,7 @@ pub struct RefArg {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// Why the snapshot is taken.
     #[arg(short, long, default_value = "")]
@@ -218,7 +232,7 @@ pub struct SnapshotArgs {
 #[derive(Debug, Args)]
 pub struct CloneArgs {
     /// The source: TREE (its current state) or TREE@REF.
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub source: TreeRef,
     /// Name of the new tree.
     #[arg(value_name = "NEWTREE")]
@@ -229,7 +243,7 @@ pub struct CloneArgs {
 #[derive(Debug, Args)]
 pub struct PathArgs {
     /// TREE for the working tree, TREE@REF for a snapshot.
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub target: TreeRef,
 }
 
@@ -237,7 +251,7 @@ pub struct PathArgs {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only the entries that concern this tree (its own, and clones made from it).
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: Option<TreeName>,
     /// At most this many entries.
     #[arg(short = 'n', long, value_name = "N")]
@@ -248,7 +262,7 @@ pub struct LogArgs {
 #[derive(Debug, Args)]
 pub struct PinArgs {
     /// The snapshot to pin, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
     /// A label for it, usable as a REF everywhere (TREE@LABEL); unique within the tree.
     #[arg(long, value_name = "LABEL", value_parser = crate::history::pins::parse_label)]
@@ -262,7 +276,7 @@ pub struct PinArgs {
 #[derive(Debug, Args)]
 pub struct UnpinArgs {
     /// The pinned snapshot: TREE@REF, TREE@LABEL, or a LABEL used in one tree only.
-    #[arg(value_name = "TREE@REF|LABEL")]
+    #[arg(value_name = "TREE@REF|LABEL", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
 }
 
@@ -270,7 +284,7 @@ pub struct UnpinArgs {
 #[derive(Debug, Args)]
 pub struct PinsArgs {
     /// Only this tree's pins.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: Option<TreeName>,
 }
 
@@ -279,7 +293,7 @@ pub struct PinsArgs {
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N")]
@@ -305,10 +319,10 @@ pub struct PruneArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The old side, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub from: TreeRef,
     /// The new side: TREE@REF, or TREE for a working tree (default: the old side's working tree).
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub to: Option<TreeRef>,
     /// Compare the Debian package sets (var/lib/dpkg/status) instead of files.
     #[arg(long)]
@@ -319,7 +333,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// The snapshots' message (default: the command).
     #[arg(short, long, value_name = "MESSAGE")]
@@ -336,7 +350,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// The snapshots' message.
     #[arg(short, long, value_name = "MESSAGE")]
@@ -347,7 +361,7 @@ pub struct ShellArgs {
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// The snapshots' message (default: the command).
     #[arg(short, long, value_name = "MESSAGE")]

@@ -163,10 +163,11 @@ impl Config {
         }
     }
 
-    /// Parses and checks a config document; `origin` names it in errors.
+    /// Parses and checks a config document; `origin` names it in errors, with
+    /// the line and column of a syntax error or a bad setting.
     pub fn parse(text: &str, origin: &Path) -> Result<Config> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("config {}: {}", origin.display(), e.message()))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| located(text, origin, e.message(), e.span()))?;
         config
             .check()
             .with_context(|| format!("config {}", origin.display()))?;
@@ -186,12 +187,6 @@ impl Config {
             Err(e) => return Err(e).with_context(|| format!("read config {}", path.display())),
         };
         Config::parse(&text, path)
-    }
-
-    /// Writes the config atomically, creating its directory.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self).expect("config serializes");
-        crate::state::atomic::write_atomic(path, text.as_bytes(), 0o644)
     }
 
     /// How long a writer waits for a tree's lock (checked to fit a Duration).
@@ -273,6 +268,34 @@ impl Config {
     }
 }
 
+/// An error in the config document `text` read from `origin`, at the byte
+/// range `span` when known: `config PATH, line L, column C: MESSAGE`.
+pub fn located(
+    text: &str,
+    origin: &Path,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> anyhow::Error {
+    // toml puts what it expected on a second line: keep one line.
+    let message = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match span.and_then(|s| text.get(..s.start)) {
+        Some(before) => {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            anyhow::anyhow!(
+                "config {}, line {line}, column {column}: {message}",
+                origin.display()
+            )
+        }
+        None => anyhow::anyhow!("config {}: {message}", origin.display()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +368,41 @@ mod tests {
                 "{bad}: {e:#}"
             );
         }
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_and_column() {
+        let e = parse("backend = \"btrfs\"\n[btrfs]\npath = /x\n").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("config test.toml, line 3, column 8: "),
+            "{text}"
+        );
+        let e = parse("backend = \"btrfs\"\n[btrfs\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 2, column 7"), "{e:#}");
+        // A bad setting is placed too.
+        let e =
+            parse("backend = \"btrfs\"\n[btrfs]\npath = \"/x\"\nloopfile = \"/y\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 4, column 1"), "{e:#}");
+    }
+
+    /// The example config the Debian package ships, as written and with every
+    /// setting uncommented, so that it never names a setting sidus refuses.
+    #[test]
+    fn example_config_parses_as_written_and_uncommented() {
+        let text = include_str!("../contrib/sidus.toml");
+        assert_eq!(parse(text).unwrap(), Config::embedded_default());
+        let all: String = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.starts_with([' ', '#']) && !rest.is_empty() => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&all).unwrap_or_else(|e| panic!("{e:#}\n{all}"));
+        assert!(c.zfs.is_some() && c.lvm.is_some() && c.prune.is_some());
+        assert_eq!(c.publish.unwrap().server.as_deref(), Some("10.0.0.1"));
     }
 
     #[test]

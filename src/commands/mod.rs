@@ -47,11 +47,18 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             .for_each(|f| println!("{f}"));
         return Ok(());
     }
+    if let Command::Completions(a) = &cli.command {
+        let mut out = std::io::stdout().lock();
+        return crate::completion::write_script(a.shell, &mut out)
+            .map_err(|e| anyhow::anyhow!("write the {:?} completion script: {e}", a.shell));
+    }
     let config = Config::load(&cli.config)?;
     let store = Store::open(config, Invocation::current())?;
     let json = cli.json;
     match cli.command {
-        Command::Init(_) | Command::Failpoints => unreachable!("handled above"),
+        Command::Init(_) | Command::Failpoints | Command::Completions(_) => {
+            unreachable!("handled above")
+        }
         Command::Create(a) if a.debootstrap.is_some() => run::create(&store, json, &a),
         Command::Create(a) => write::create(&store, json, &a),
         Command::List => read::list(&store, json),

@@ -2,7 +2,7 @@
 
 use super::tree_views;
 use crate::cli::LogArgs;
-use crate::output::{json as print_json, or_dash, table};
+use crate::output::{escape, json as print_json, or_dash, table};
 use crate::store::Store;
 use crate::trees;
 use crate::trees::refs::TreeRef;
@@ -94,10 +94,10 @@ fn print_snapshot(s: &Snapshot) {
         s.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     println!("kind:     {}", s.kind);
-    println!("message:  {}", s.message);
+    println!("message:  {}", escape(&s.message));
     println!("parent:   {}", or_dash(s.parent.as_ref()));
-    println!("user:     {}", s.user);
-    println!("command:  {}", s.command);
+    println!("user:     {}", escape(&s.user));
+    println!("command:  {}", escape(&s.command));
     if let Some(pre) = &s.pre {
         println!("pre:      {pre}");
     }
@@ -111,6 +111,7 @@ pub fn path(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
     if json {
         print_json(&serde_json::json!({ "path": path }));
     } else {
+        // A value for scripts, like pwd's: printed as it is.
         println!("{}", path.display());
     }
     Ok(())
@@ -145,6 +146,10 @@ pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
         return Ok(());
     }
     if entries.is_empty() {
+        if args.limit == Some(0) {
+            // Asked for none: the journal may well have entries.
+            return Ok(());
+        }
         match &args.tree {
             Some(t) => println!("no journal entry concerns tree '{t}'"),
             None => println!("the journal is empty"),

@@ -3,11 +3,12 @@
 
 use super::tree_views;
 use crate::cli::{CreateArgs, RunArgs, ShellArgs, UpdateArgs};
-use crate::output::json as print_json;
+use crate::output::{escape, json as print_json};
 use crate::sandbox::paths::TreeRoot;
 use crate::store::Store;
 use crate::transaction::{self, CommandFailed, OnFailure, Report, Request};
 use crate::trees::debootstrap::{self, Bootstrap};
+use crate::WithDetail;
 use anyhow::Result;
 use rustix::fs::OFlags;
 
@@ -104,9 +105,18 @@ fn execute(store: &Store, json: bool, req: Request) -> Result<()> {
     });
     if let Some(r) = &got {
         for w in &r.warnings {
-            eprintln!("sidus: warning: {w}");
+            eprintln!("sidus: warning: {}", escape(w));
         }
         if json {
+            // One document: a failed command's report rides in the error's.
+            if let Err(e) = result {
+                return Err(WithDetail {
+                    error: e,
+                    key: "run",
+                    value: serde_json::to_value(r).expect("report serializes"),
+                }
+                .into());
+            }
             print_json(r);
         } else if let (true, Some(post)) = (r.outcome.success(), &r.post) {
             // stdout is the command's: sidus speaks on stderr.
