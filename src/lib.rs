@@ -61,20 +61,36 @@ pub fn run() -> ExitCode {
     }
     let cli = cli::Cli::parse();
     logging::init(cli.verbose);
+    let runs_a_command = matches!(
+        cli.command,
+        cli::Command::Run(_) | cli::Command::Shell(_) | cli::Command::Update(_)
+    );
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sidus: {}", error_chain(&e));
-            // `sidus run`: the command's own status passes through.
-            if let Some(failed) = e.downcast_ref::<transaction::CommandFailed>() {
-                return ExitCode::from(failed.code);
-            }
-            if e.downcast_ref::<UsageError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(exit_code(&e, runs_a_command))
         }
+    }
+}
+
+/// Status for a failure of sidus itself under `run`, `shell` and `update`,
+/// where every other status is the command's (podman's convention).
+pub const SIDUS_FAILED: u8 = 125;
+
+/// The exit status for `e`: the command's own for a failed `sidus run`
+/// (126 and 127 when it could not be started), 2 for a usage error, and for
+/// any other failure 125 in a command that runs one in a tree, else 1.
+pub fn exit_code(e: &anyhow::Error, runs_a_command: bool) -> u8 {
+    if let Some(failed) = e.downcast_ref::<transaction::CommandFailed>() {
+        return failed.code;
+    }
+    if e.downcast_ref::<UsageError>().is_some() {
+        2
+    } else if runs_a_command {
+        SIDUS_FAILED
+    } else {
+        1
     }
 }
 
@@ -90,5 +106,24 @@ mod tests {
         assert_eq!(error_chain(&e), "prune 'lab': read /x: disk on fire");
         let e = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_chain(&e), "outer: inner");
+    }
+
+    #[test]
+    fn run_exit_codes_tell_sidus_from_the_command() {
+        let failed = |code| {
+            anyhow::Error::new(transaction::CommandFailed {
+                code,
+                message: String::new(),
+            })
+        };
+        assert_eq!(exit_code(&failed(127), true), 127);
+        assert_eq!(exit_code(&failed(3), true), 3);
+        let own = anyhow::anyhow!("no tree named 'x'");
+        assert_eq!(exit_code(&own, true), 125);
+        assert_eq!(exit_code(&own, false), 1);
+        let usage = anyhow::Error::new(UsageError("no command".into()));
+        assert_eq!(exit_code(&usage, true), 2);
+        // Context added on the way keeps the kind.
+        assert_eq!(exit_code(&failed(126).context("run"), true), 126);
     }
 }

@@ -38,6 +38,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Init(args) = &cli.command {
         return init::init(&cli, args);
     }
+    if let Command::Run(a) = &cli.command {
+        run::check_command(&a.command)?;
+    }
     let config = Config::load(&cli.config)?;
     let store = Store::open(config, Invocation::current())?;
     let json = cli.json;

@@ -183,7 +183,7 @@ fn helper(tree: &TreeRoot, spec: &Spec, exec: &Exec, parent: Pid, pipe: OwnedFd)
     }
     // Ctrl-C and Ctrl-\ are for the command; the helpers must outlive it.
     ignore(&[libc::SIGINT, libc::SIGQUIT]);
-    if let Err(e) = enter_namespaces(&mut RealSys::new(tree)) {
+    if let Err(e) = enter_namespaces(&mut RealSys::new(tree), spec.access.network) {
         report(&pipe, &format!("error: {e:#}"));
         return 125;
     }
@@ -243,6 +243,11 @@ fn init(tree: &TreeRoot, spec: &Spec, exec: &Exec, pipe: OwnedFd) -> i32 {
     }
 }
 
+/// The status of a command that exists but cannot be run (shells and podman).
+pub const CANNOT_RUN: i32 = 126;
+/// The status of a command that is not in the tree.
+pub const NOT_FOUND: i32 = 127;
+
 /// The command's argv, environment and candidate paths, prepared before any fork.
 struct Exec {
     argv: Vec<CString>,
@@ -294,28 +299,41 @@ impl Exec {
             Some(&nix::sys::signal::SigSet::empty()),
             None,
         );
-        let mut first_err = None;
+        // As execvp: a file found but not executable is remembered while the
+        // search goes on; any other error of a file that exists ends it.
+        let mut cannot = None;
         for path in &self.candidates {
             let err = nix::unistd::execve(path, &self.argv, &self.env).unwrap_err();
-            if err != nix::errno::Errno::ENOENT || first_err.is_none() {
-                first_err = Some((path, err));
+            let exists = nix::sys::stat::stat(path.as_c_str()).is_ok();
+            if exists && cannot.is_none() {
+                cannot = Some((path, err));
             }
-            if err != nix::errno::Errno::ENOENT {
+            if exists && err != nix::errno::Errno::EACCES {
                 break;
             }
         }
-        let (path, err) = first_err.expect("at least one candidate");
         let prog = self.argv[0].to_string_lossy();
-        if err == nix::errno::Errno::ENOENT && !prog.contains('/') {
-            eprintln!("sidus: {prog}: command not found in the tree (PATH={PATH})");
-        } else {
-            eprintln!(
-                "sidus: cannot run {}: {}",
-                path.to_string_lossy(),
-                err.desc()
-            );
+        match cannot {
+            None if prog.contains('/') => {
+                eprintln!("sidus: {prog}: no such file in the tree");
+                NOT_FOUND
+            }
+            None => {
+                eprintln!("sidus: {prog}: command not found in the tree (PATH={PATH})");
+                NOT_FOUND
+            }
+            Some((path, err)) => {
+                let why = match err {
+                    // The file is there: what is missing is what runs it.
+                    nix::errno::Errno::ENOENT => {
+                        "its interpreter (#! line) or dynamic loader is missing in the tree"
+                    }
+                    e => e.desc(),
+                };
+                eprintln!("sidus: cannot run {}: {why}", path.to_string_lossy());
+                CANNOT_RUN
+            }
         }
-        127
     }
 }
 
@@ -432,6 +450,7 @@ mod tests {
             env: vec![],
             resolv: super::super::Resolv::Off(String::new()),
             host_resolv: (Default::default(), vec![]),
+            access: Default::default(),
         };
         let e = Exec::new(&spec).unwrap();
         assert_eq!(e.candidates[0].to_str().unwrap(), "/usr/local/sbin/apt-get");

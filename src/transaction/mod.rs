@@ -12,7 +12,7 @@ pub use recover::recover;
 
 use crate::sandbox::namespace::Outcome;
 use crate::sandbox::paths::TreeRoot;
-use crate::sandbox::{self, purge::purge, wrappers, Resolv, Spec};
+use crate::sandbox::{self, purge::purge, wrappers, Access, Resolv, Spec};
 use crate::state::journal::Entry;
 use crate::store::Store;
 use crate::trees::{take_snapshot, RunFacts};
@@ -36,6 +36,8 @@ pub struct Request {
     pub on_failure: OnFailure,
     /// Variables added to the clean environment.
     pub extra_env: Vec<(String, String)>,
+    /// The network and capabilities the command gets.
+    pub access: Access,
 }
 
 /// What a finished run did.
@@ -104,6 +106,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         env: sandbox::clean_env(std::env::var("TERM").ok(), &extra),
         resolv: sandbox::plan_resolv(&root, host_resolv.is_some())?,
         host_resolv: (HOST_RESOLV.into(), host_resolv.unwrap_or_default()),
+        access: req.access.clone(),
     };
     if let Resolv::Off(why) = &spec.resolv {
         log::info!("name resolution not set up in the run: {why}");
@@ -115,7 +118,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         SnapshotKind::Pre,
         &message,
         RunFacts {
-            command: Some(command.clone()),
+            command: Some(req.access.describe(&command)),
             ..RunFacts::default()
         },
     )?;
@@ -126,6 +129,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         command: command.clone(),
         message,
         wrappers: plan.clone(),
+        sandbox: req.access.flags(),
         phase: Phase::Running,
         pid: std::process::id(),
         started: chrono::Utc::now(),
@@ -211,7 +215,7 @@ fn keep(
         RunFacts {
             pre: Some(record.pre.clone()),
             status,
-            command: Some(record.command.clone()),
+            command: Some(sandbox::access::describe(&record.command, &record.sandbox)),
         },
     )?;
     Ok((post, warnings))

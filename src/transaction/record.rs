@@ -48,6 +48,10 @@ pub struct Record {
     pub message: String,
     /// The wrappers put in (or about to be put in) the tree.
     pub wrappers: Plan,
+    /// The sandbox options that differ from the default (`--network none`,
+    /// `--capability CAP_X`), recorded in the snapshots with the command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox: Vec<String>,
     /// Where the run is.
     pub phase: Phase,
     /// The sidus process running it.
@@ -126,6 +130,7 @@ mod tests {
                 policy_saved: false,
                 ssd_dirs: vec!["usr/sbin".into()],
             },
+            sandbox: vec!["--capability".into(), "CAP_SYS_TIME".into()],
             phase: Phase::Running,
             pid: 42,
             started: Utc::now(),
