@@ -93,8 +93,9 @@ pub enum Command {
     /// it left is killed and every mount it made vanishes.
     ///
     /// Exit status, as podman's: the command's own; 125 when sidus itself
-    /// failed (the tree is as it was, or as its post snapshot says); 126 when
-    /// the command exists but cannot be run; 127 when it is not in the tree.
+    /// failed (no such tree, the sandbox or a snapshot failed); 126 when the
+    /// command exists but cannot be run; 127 when it is not in the tree; 2
+    /// for a usage error, such as an empty command.
     Run(RunArgs),
     /// Open an interactive shell inside a tree, wrapped as `sidus run` is.
     ///

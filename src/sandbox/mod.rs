@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod caps;
+pub mod exec;
 pub mod mounts;
 pub mod namespace;
 pub mod paths;
