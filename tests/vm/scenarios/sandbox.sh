@@ -27,6 +27,13 @@ bnd=$(sidus run bb -- grep CapBnd /proc/self/status | awk '{print $2}')
 
 step "insmod fails with EPERM; with --capability CAP_SYS_MODULE only the format is refused"
 [[ -e /proc/modules ]] || fail "the VM kernel has no module support"
+# A real module file (dummy if the kernel has it): refused before it is read.
+mod=$(find "/lib/modules/$(uname -r)" -name 'dummy.ko*' | head -n 1)
+[[ -n $mod ]] || mod=$(find "/lib/modules/$(uname -r)" -name '*.ko*' | head -n 1)
+[[ -n $mod ]] || fail "no module file in /lib/modules/$(uname -r)"
+cp "$mod" "$(sidus path bb)/root/"
+expect_fail sidus run bb -- insmod "/root/${mod##*/}"
+assert_contains "$EF_ERR" "Operation not permitted"
 # Not a module: whatever the capabilities, the kernel never loads it.
 ko="printf '\\177ELF' > /tmp/x.ko; insmod /tmp/x.ko"
 expect_fail sidus run bb -- sh -c "$ko"
