@@ -1,6 +1,7 @@
 //! The command line: one clap struct per subcommand, no logic.
 
 use crate::config::{BackendKind, DEFAULT_PATH};
+use crate::sandbox::{caps::Cap, Network};
 use crate::trees::refs::TreeRef;
 use clap::{Args, Parser, Subcommand};
 use sidus_backends::TreeName;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 /// sidus keeps named system trees (btrfs subvolumes, ZFS datasets or LVM thin
 /// volumes), snapshots them with stable IDs, clones them instantly and rolls them
 /// back without losing history. Exit status: 0 success, 1 the operation failed,
-/// 2 usage error.
+/// 2 usage error; `run`, `shell` and `update` give the command's own status,
+/// or 125 (sidus failed), 126 (the command cannot be run), 127 (not found).
 #[derive(Debug, Parser)]
 #[command(name = "sidus", version, max_term_width = 100)]
 pub struct Cli {
@@ -81,18 +83,28 @@ pub enum Command {
     /// Run a command inside a tree, between a pre and a post snapshot; roll back if it fails.
     ///
     /// The command runs chrooted in the tree, in new mount, PID, IPC and UTS
-    /// namespaces: fresh /proc, read-only /sys, a minimal /dev, tmpfs /run and
-    /// /tmp, the host's resolv.conf, a clean environment, and no daemon started
-    /// by package scripts (policy-rc.d, fake start-stop-daemon). When it ends,
-    /// every process it left is killed and every mount it made vanishes. sidus
-    /// exits with the command's status.
+    /// namespaces: fresh /proc with the host kernel's knobs (/proc/sys, SysRq...)
+    /// read-only or masked, read-only /sys, a minimal /dev, tmpfs /run and /tmp,
+    /// the host's network and resolv.conf (or none: --network none), a clean
+    /// environment, and no daemon started by package scripts (policy-rc.d, fake
+    /// start-stop-daemon). It keeps only the capabilities package scripts need:
+    /// no module loading, clock setting, reboot, raw I/O or host network
+    /// configuration (--capability adds one back). When it ends, every process
+    /// it left is killed and every mount it made vanishes.
+    ///
+    /// Exit status, as podman's: the command's own; 125 when sidus itself
+    /// failed (no such tree, the sandbox or a snapshot failed); 126 when the
+    /// command exists but cannot be run; 127 when it is not in the tree; 2
+    /// for a usage error, such as an empty command.
     Run(RunArgs),
     /// Open an interactive shell inside a tree, wrapped as `sidus run` is.
     ///
     /// Whatever the shell's exit status, the changes are kept as a post snapshot;
-    /// `sidus rollback TREE@PRE` undoes them.
+    /// `sidus rollback TREE@PRE` undoes them. Exit status as for `run`.
     Shell(ShellArgs),
     /// Upgrade a tree's packages (apt-get update, then full-upgrade) as one run.
+    ///
+    /// Exit status as for `run`.
     Update(UpdateArgs),
     /// List the failpoints crash tests can make sidus die at (SIDUS_FAILPOINT=NAME).
     #[command(hide = true)]
@@ -341,6 +353,9 @@ pub struct RunArgs {
     /// When the command fails, keep what it did (as a post snapshot) instead of rolling back.
     #[arg(long)]
     pub keep_on_failure: bool,
+    /// The network and capabilities of the command.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -355,6 +370,9 @@ pub struct ShellArgs {
     /// The snapshots' message.
     #[arg(short, long, value_name = "MESSAGE")]
     pub message: Option<String>,
+    /// The network and capabilities of the shell.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 /// `sidus update`
@@ -369,4 +387,20 @@ pub struct UpdateArgs {
     /// When the upgrade fails, keep what it did instead of rolling back.
     #[arg(long)]
     pub keep_on_failure: bool,
+    /// The network and capabilities of the upgrade.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// What of the host a run's command reaches, for `run`, `shell` and `update`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The command's network: the host's (apt needs it), or none (a new
+    /// network namespace with only `lo`).
+    #[arg(long, value_enum, value_name = "NET", default_value = "host")]
+    pub network: Network,
+    /// Give the command this capability too (e.g. CAP_SYS_TIME), beyond the
+    /// default set; repeatable. Recorded in the run's snapshots and journal.
+    #[arg(long = "capability", value_name = "CAP")]
+    pub capabilities: Vec<Cap>,
 }

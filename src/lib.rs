@@ -94,21 +94,6 @@ pub fn error_chain(e: &anyhow::Error) -> String {
     chain_parts(e).join(": ")
 }
 
-/// The exit status for a failure: a failed `sidus run` passes its command's
-/// status on, a usage error is 2, anything else 1.
-fn exit_code(e: &anyhow::Error) -> u8 {
-    let e = failure(e);
-    // `sidus run`: the command's own status passes through.
-    if let Some(failed) = e.downcast_ref::<transaction::CommandFailed>() {
-        return failed.code;
-    }
-    if e.downcast_ref::<UsageError>().is_some() {
-        2
-    } else {
-        1
-    }
-}
-
 /// The `--json` document of a failure, fields in this order: `error` is the
 /// whole line stderr gets, `causes` the messages under the outermost one
 /// (outermost first), `exit` the exit status, then any [`WithDetail`].
@@ -199,10 +184,14 @@ pub fn run() -> ExitCode {
     };
     let json = cli.json;
     logging::init(cli.verbose);
+    let runs_a_command = matches!(
+        cli.command,
+        cli::Command::Run(_) | cli::Command::Shell(_) | cli::Command::Update(_)
+    );
     match commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = exit_code(&e);
+            let code = exit_code(&e, runs_a_command);
             // The one print site of a failure: a line for people on stderr,
             // and under --json the one document on stdout.
             eprintln!("sidus: {}", output::escape(&error_chain(&e)));
@@ -211,6 +200,27 @@ pub fn run() -> ExitCode {
             }
             ExitCode::from(code)
         }
+    }
+}
+
+/// Status for a failure of sidus itself under `run`, `shell` and `update`,
+/// where every other status is the command's (podman's convention).
+pub const SIDUS_FAILED: u8 = 125;
+
+/// The exit status for `e`: the command's own for a failed `sidus run`
+/// (126 and 127 when it could not be started), 2 for a usage error, and for
+/// any other failure 125 in a command that runs one in a tree, else 1.
+pub fn exit_code(e: &anyhow::Error, runs_a_command: bool) -> u8 {
+    let e = failure(e);
+    if let Some(failed) = e.downcast_ref::<transaction::CommandFailed>() {
+        return failed.code;
+    }
+    if e.downcast_ref::<UsageError>().is_some() {
+        2
+    } else if runs_a_command {
+        SIDUS_FAILED
+    } else {
+        1
     }
 }
 
@@ -254,7 +264,7 @@ mod tests {
             key: "run",
             value: serde_json::json!({ "pre": "X" }),
         });
-        assert_eq!(exit_code(&e), 2);
+        assert_eq!(exit_code(&e, false), 2);
         assert_eq!(error_chain(&e), "outer: bad");
         let doc = serde_json::to_value(error_document(&e, 2)).unwrap();
         assert_eq!(doc["run"]["pre"], "X");
@@ -274,5 +284,24 @@ mod tests {
             args(&["sidus", "run", "x", "--", "tool", "--json"]).into_iter()
         ));
         assert!(!asks_for_json(args(&["--json"]).into_iter()));
+    }
+
+    #[test]
+    fn run_exit_codes_tell_sidus_from_the_command() {
+        let failed = |code| {
+            anyhow::Error::new(transaction::CommandFailed {
+                code,
+                message: String::new(),
+            })
+        };
+        assert_eq!(exit_code(&failed(127), true), 127);
+        assert_eq!(exit_code(&failed(3), true), 3);
+        let own = anyhow::anyhow!("no tree named 'x'");
+        assert_eq!(exit_code(&own, true), 125);
+        assert_eq!(exit_code(&own, false), 1);
+        let usage = anyhow::Error::new(UsageError("no command".into()));
+        assert_eq!(exit_code(&usage, true), 2);
+        // Context added on the way keeps the kind.
+        assert_eq!(exit_code(&failed(126).context("run"), true), 126);
     }
 }

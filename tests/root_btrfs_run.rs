@@ -238,7 +238,7 @@ fn root_btrfs_run_failure_rolls_back_and_passes_the_status() {
     );
     // Usage errors stay sidus's own.
     store.sidus(&["run", "bb"]).fails(2);
-    store.sidus(&["run", "nosuchtree", "--", "true"]).fails(1);
+    store.sidus(&["run", "nosuchtree", "--", "true"]).fails(125);
 }
 
 #[test]
@@ -414,7 +414,7 @@ fn root_btrfs_run_refuses_mount_points_that_are_links() {
         });
         let err = store
             .sidus(&["run", &name, "--", "touch", "/root/ran"])
-            .fails(1);
+            .fails(125);
         assert!(
             err.contains(&format!("refusing to mount on {dir}")),
             "{err}"

@@ -52,6 +52,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         return crate::completion::write_script(a.shell, &mut out)
             .map_err(|e| anyhow::anyhow!("write the {:?} completion script: {e}", a.shell));
     }
+    if let Command::Run(a) = &cli.command {
+        run::check_command(&a.command)?;
+    }
     let config = Config::load(&cli.config)?;
     let store = Store::open(config, Invocation::current())?;
     let json = cli.json;

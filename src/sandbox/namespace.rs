@@ -7,14 +7,14 @@
 //! Both helpers die with their parent (`PR_SET_PDEATHSIG`), so a `kill -9` of
 //! sidus takes the whole sandbox down at once.
 
+use super::exec::Exec;
 use super::mounts::RealSys;
 use super::paths::TreeRoot;
-use super::{build_root, enter_namespaces, Spec, PATH};
+use super::{build_root, enter_namespaces, Spec};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -190,7 +190,7 @@ fn helper(tree: &TreeRoot, spec: &Spec, exec: &Exec, parent: Pid, pipe: OwnedFd)
     }
     // Ctrl-C and Ctrl-\ are for the command; the helpers must outlive it.
     ignore(&[libc::SIGINT, libc::SIGQUIT]);
-    if let Err(e) = enter_namespaces(&mut RealSys::new(tree)) {
+    if let Err(e) = enter_namespaces(&mut RealSys::new(tree), spec.access.network) {
         report(&pipe, &format!("error: {e:#}"));
         return 125;
     }
@@ -247,82 +247,6 @@ fn init(tree: &TreeRoot, spec: &Spec, exec: &Exec, pipe: OwnedFd) -> i32 {
                 return 125;
             }
         }
-    }
-}
-
-/// The command's argv, environment and candidate paths, prepared before any fork.
-struct Exec {
-    argv: Vec<CString>,
-    env: Vec<CString>,
-    candidates: Vec<CString>,
-}
-
-impl Exec {
-    fn new(spec: &Spec) -> Result<Exec> {
-        let cstr = |s: &str| CString::new(s).with_context(|| format!("NUL byte in {s:?}"));
-        let Some(prog) = spec.argv.first() else {
-            bail!("no command to run")
-        };
-        let argv = spec
-            .argv
-            .iter()
-            .map(|a| cstr(a))
-            .collect::<Result<Vec<_>>>()?;
-        let env = spec
-            .env
-            .iter()
-            .map(|(k, v)| cstr(&format!("{k}={v}")))
-            .collect::<Result<Vec<_>>>()?;
-        // execvp would search sidus's own PATH; the command gets the sandbox's.
-        let candidates = if prog.contains('/') {
-            vec![cstr(prog)?]
-        } else {
-            PATH.split(':')
-                .map(|d| cstr(&format!("{d}/{prog}")))
-                .collect::<Result<_>>()?
-        };
-        Ok(Exec {
-            argv,
-            env,
-            candidates,
-        })
-    }
-
-    /// In the command's process: default signal handling, then exec.
-    fn exec(&self) -> i32 {
-        for s in 1..32 {
-            if s != libc::SIGKILL && s != libc::SIGSTOP {
-                // SAFETY: resetting dispositions runs no code.
-                unsafe { libc::signal(s, libc::SIG_DFL) };
-            }
-        }
-        let _ = nix::sys::signal::sigprocmask(
-            nix::sys::signal::SigmaskHow::SIG_SETMASK,
-            Some(&nix::sys::signal::SigSet::empty()),
-            None,
-        );
-        let mut first_err = None;
-        for path in &self.candidates {
-            let err = nix::unistd::execve(path, &self.argv, &self.env).unwrap_err();
-            if err != nix::errno::Errno::ENOENT || first_err.is_none() {
-                first_err = Some((path, err));
-            }
-            if err != nix::errno::Errno::ENOENT {
-                break;
-            }
-        }
-        let (path, err) = first_err.expect("at least one candidate");
-        let prog = self.argv[0].to_string_lossy();
-        if err == nix::errno::Errno::ENOENT && !prog.contains('/') {
-            eprintln!("sidus: {prog}: command not found in the tree (PATH={PATH})");
-        } else {
-            eprintln!(
-                "sidus: cannot run {}: {}",
-                path.to_string_lossy(),
-                err.desc()
-            );
-        }
-        127
     }
 }
 
@@ -434,23 +358,5 @@ mod tests {
             Outcome::Lost
         );
         assert_eq!(Outcome::Lost.code(), 125);
-    }
-
-    #[test]
-    fn commands_are_searched_in_the_sandbox_path() {
-        let spec = Spec {
-            argv: vec!["apt-get".into(), "update".into()],
-            env: vec![],
-            resolv: super::super::Resolv::Off(String::new()),
-            host_resolv: (Default::default(), vec![]),
-        };
-        let e = Exec::new(&spec).unwrap();
-        assert_eq!(e.candidates[0].to_str().unwrap(), "/usr/local/sbin/apt-get");
-        assert_eq!(e.candidates.len(), PATH.split(':').count());
-        let spec = Spec {
-            argv: vec!["/bin/sh".into()],
-            ..spec
-        };
-        assert_eq!(Exec::new(&spec).unwrap().candidates.len(), 1);
     }
 }

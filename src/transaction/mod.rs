@@ -11,7 +11,7 @@ pub use record::{OnFailure, Phase, Record};
 
 use crate::sandbox::namespace::Outcome;
 use crate::sandbox::paths::TreeRoot;
-use crate::sandbox::{self, purge::purge, wrappers, Resolv, Spec};
+use crate::sandbox::{self, purge::purge, wrappers, Access, Resolv, Spec};
 use crate::state::failpoint;
 use crate::state::intent::{Change, Slot};
 use crate::state::journal::Entry;
@@ -37,6 +37,8 @@ pub struct Request {
     pub on_failure: OnFailure,
     /// Variables added to the clean environment.
     pub extra_env: Vec<(String, String)>,
+    /// The network and capabilities the command gets.
+    pub access: Access,
 }
 
 /// What a finished run did.
@@ -105,6 +107,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         env: sandbox::clean_env(std::env::var("TERM").ok(), &extra),
         resolv: sandbox::plan_resolv(&root, host_resolv.is_some())?,
         host_resolv: (HOST_RESOLV.into(), host_resolv.unwrap_or_default()),
+        access: req.access.clone(),
     };
     if let Resolv::Off(why) = &spec.resolv {
         log::info!("name resolution not set up in the run: {why}");
@@ -119,6 +122,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         command: command.clone(),
         message: message.clone(),
         wrappers: plan.clone(),
+        sandbox: req.access.flags(),
         phase: Phase::Running,
         pid: std::process::id(),
         started: chrono::Utc::now(),
@@ -135,7 +139,7 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         SnapshotKind::Pre,
         &message,
         RunFacts {
-            command: Some(command.clone()),
+            command: Some(req.access.describe(&command)),
             ..RunFacts::default()
         },
     )?;
@@ -214,7 +218,7 @@ fn keep(
         RunFacts {
             pre: Some(record.pre.clone()),
             status,
-            command: Some(record.command.clone()),
+            command: Some(sandbox::access::describe(&record.command, &record.sandbox)),
         },
     )?;
     Ok((post, warnings))

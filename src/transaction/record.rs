@@ -47,6 +47,10 @@ pub struct Record {
     pub message: String,
     /// The wrappers put in (or about to be put in) the tree.
     pub wrappers: Plan,
+    /// The sandbox options that differ from the default (`--network none`,
+    /// `--capability CAP_X`), recorded in the snapshots with the command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandbox: Vec<String>,
     /// Where the run is.
     pub phase: Phase,
     /// The sidus process running it.
