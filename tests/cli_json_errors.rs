@@ -132,7 +132,11 @@ fn every_subcommand_fails_with_one_json_document() {
             let what = format!("sidus {}", args.join(" "));
             // run, shell and update keep 1..124 for the command: sidus's own
             // failure there is 125 (podman's convention).
-            let own = if ["run", "shell", "update"].contains(name) { 125 } else { 1 };
+            let own = if ["run", "shell", "update"].contains(name) {
+                125
+            } else {
+                1
+            };
             let doc = error_document(&sidus(&config, &args), own, &what);
             let error = doc["error"].as_str().unwrap();
             assert!(
