@@ -71,7 +71,12 @@ fn stat_beneath(root: impl AsFd, rel: &[u8]) -> rustix::io::Result<rustix::fs::S
 
 fn attrs(e: &Entry, mtime: i64) -> Attrs {
     Attrs {
-        mode: e.mode,
+        // A symlink's mode means nothing; tar tools write 0777.
+        mode: if e.kind == Kind::Symlink {
+            0o777
+        } else {
+            e.mode
+        },
         uid: e.uid,
         gid: e.gid,
         mtime,

@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sidus_backends::{Label, SnapshotId, TreeName};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The hold tag pins put on snapshots of backends with storage-enforced holds.
@@ -33,6 +32,10 @@ pub struct Pin {
     pub user: String,
     /// When.
     pub pinned_at: DateTime<Utc>,
+    /// The content root hash of the snapshot's manifest when it was pinned
+    /// (`sidus manifest`), so TREE@ID can be cited with what it held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -102,6 +105,9 @@ pub fn add(pins: &mut Vec<Pin>, new: Pin) -> Result<PinOutcome> {
             }
             if !new.note.is_empty() {
                 old.note = new.note;
+            }
+            if old.manifest.is_none() {
+                old.manifest = new.manifest;
             }
             if *old == before {
                 Ok(PinOutcome::Unchanged(before))
@@ -175,19 +181,8 @@ impl Pins {
         };
         let mut data = serde_json::to_vec_pretty(&file).expect("pins serialize");
         data.push(b'\n');
-        let tmp = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            // The rename itself must survive a crash too.
-            std::fs::File::open(&self.state_dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::Error::new(e).context(format!("write pins {}", self.path.display()))
-        })
+        crate::state::atomic::write_atomic(&self.path, &data, 0o644)
+            .with_context(|| format!("write pins {}", self.path.display()))
     }
 }
 
@@ -203,6 +198,7 @@ mod tests {
             note: note.into(),
             user: "root".into(),
             pinned_at: "2026-11-25T10:00:00Z".parse().unwrap(),
+            manifest: None,
         }
     }
 

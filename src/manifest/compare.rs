@@ -66,11 +66,20 @@ fn short(h: &Option<super::Hash>) -> String {
     h.map(|h| hex(&h[..6])).unwrap_or_else(|| "-".into())
 }
 
+/// An xattr value as people read it: text if it is printable, else hex.
+fn value(v: &[u8]) -> String {
+    if !v.is_empty() && v.iter().all(|b| (0x20..0x7f).contains(b)) {
+        format!("\"{}\"", String::from_utf8_lossy(v))
+    } else {
+        format!("0x{}", hex(v))
+    }
+}
+
 fn xattr_detail(a: &[(Vec<u8>, Vec<u8>)], b: &[(Vec<u8>, Vec<u8>)]) -> (String, String) {
     let names = |x: &[(Vec<u8>, Vec<u8>)], y: &[(Vec<u8>, Vec<u8>)]| {
         x.iter()
             .filter(|kv| !y.contains(kv))
-            .map(|(n, _)| shown(n))
+            .map(|(n, v)| format!("{}={}", shown(n), value(v)))
             .collect::<Vec<_>>()
             .join(",")
     };
@@ -224,7 +233,8 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(d[1].expected.as_deref(), Some("0644"));
         assert_eq!(d[1].found.as_deref(), Some("0600"));
-        assert_eq!(d[3].found.as_deref(), Some("user.x"));
+        assert_eq!(d[3].expected.as_deref(), Some("-"));
+        assert_eq!(d[3].found.as_deref(), Some("user.x=\"1\""));
         let m = Manifest::from_entries(vec![file("/a", b"")]);
         assert!(compare(&m, &m).is_empty());
     }

@@ -97,6 +97,7 @@ fn switch(
     let previous = state.trees.get(tree).and_then(|t| t.current.clone());
     let snap_root = store.backend.snapshot_path(tree, id)?;
     let kernel = find_kernel(&snap_root, &format!("{tree}@{id}"))?;
+    let manifest = root_hash(store, tree, id)?;
     system::check_can_apply(&cfg)?;
     let server = steps::server(&cfg)?;
 
@@ -112,7 +113,15 @@ fn switch(
         }
         let applied = steps::write_exports(&mut undo, &cfg, &next)?;
         steps::save_state(&mut undo, store, state.clone(), &next)?;
-        steps::write_boot_entries(&mut undo, &cfg, &server, tree, id, &kernel.version)?;
+        steps::write_boot_entries(
+            &mut undo,
+            &cfg,
+            &server,
+            tree,
+            id,
+            &kernel.version,
+            &manifest,
+        )?;
         Ok((path, applied))
     })();
     let (path, exports) = match result {
@@ -132,6 +141,23 @@ fn switch(
         pxelinux: boot::pxelinux_path(&cfg.boot_root, tree),
         exports,
     })
+}
+
+/// The content root hash of `tree@id`, which the boot entries name
+/// (`sidus.manifest=`) so a node can show and check what it booted.
+pub(super) fn root_hash(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<String> {
+    let what = format!("{tree}@{id}");
+    let snap = trees::resolve_ref(
+        store,
+        &TreeRef {
+            tree: tree.clone(),
+            reference: Some(id.to_string()),
+        },
+    )?;
+    let (m, _) =
+        crate::manifest::kept::of_snapshot(store, &snap, &crate::progress::Progress::new(&what))
+            .map_err(|e| e.context(format!("manifest of {what}")))?;
+    Ok(m.root_hash())
 }
 
 /// What an unpublish did.

@@ -227,6 +227,7 @@ pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
         );
     }
     store.backend.delete_snapshot(&snap.tree, &snap.id)?;
+    crate::manifest::kept::forget(store.state_dir(), &snap.tree, Some(&snap.id));
     Ok(snap)
 }
 
@@ -269,6 +270,7 @@ pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
         );
     }
     store.backend.destroy_tree(tree)?;
+    crate::manifest::kept::forget(store.state_dir(), tree, None);
     Ok(())
 }
 
