@@ -178,8 +178,87 @@ pub fn for_snapshot(store: &Store, snap: &Snapshot, cyclonedx: bool) -> Result<S
 }
 
 #[cfg(test)]
+#[path = "../../tests/fixtures/sbom/validate.rs"]
+mod validate;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    const STATUS: &str = "\
+Package: libstdc++6
+Status: install ok installed
+Architecture: amd64
+Multi-Arch: same
+Source: gcc-12 (12.2.0-14+deb12u1)
+Version: 12.2.0-14+deb12u1
+Maintainer: Debian GCC Maintainers <debian-gcc@lists.debian.org>
+Homepage: https://gcc.gnu.org/
+Description: GNU Standard C++ Library v3
+ This package contains an additional runtime library.
+
+Package: bsdutils
+Status: install ok installed
+Architecture: amd64
+Source: util-linux (2.38.1-5)
+Version: 1:2.38.1-5+b1
+Description: basic utilities from 4.4BSD-Lite
+
+Package: removed-one
+Status: deinstall ok config-files
+Architecture: all
+Version: 1
+
+Package: util-linux
+Status: install ok installed
+Architecture: amd64
+Version: 2.38.1-5+b1
+Source: util-linux (2.38.1-5)
+";
+
+    fn subject(snap: &Snapshot) -> Subject<'_> {
+        Subject {
+            snap,
+            root_hash: "da33d7eaa5dfefacebcace75ebd0b0f3baccda72034bce7e1b0bc51c39689a63".into(),
+            packages: packages::installed(STATUS),
+            distro: Distro::from_os_release(Some("ID=debian\nVERSION_CODENAME=bookworm\n")),
+        }
+    }
+
+    #[test]
+    fn documents_validate_against_their_schemas_and_repeat_byte_for_byte() {
+        let mut snap = Snapshot::from_properties(
+            "lab".parse().unwrap(),
+            "20261125T101500Z".parse().unwrap(),
+            |_| None,
+        )
+        .unwrap();
+        snap.created = "2026-11-25T10:15:00.123Z".parse().unwrap();
+        for cdx in [false, true] {
+            let doc = render(&subject(&snap), cdx);
+            let errors = validate::schema_errors(&doc, cdx);
+            assert!(errors.is_empty(), "{errors:#?}\n{doc}");
+            assert_eq!(doc, render(&subject(&snap), cdx), "same bytes");
+            assert!(doc.contains("2026-11-25T10:15:00Z"), "the snapshot's time");
+            assert!(doc.contains(
+                "pkg:deb/debian/libstdc%2B%2B6@12.2.0-14%2Bdeb12u1?arch=amd64&distro=bookworm"
+            ));
+            assert!(!doc.contains("removed-one"));
+        }
+        let spdx: serde_json::Value =
+            serde_json::from_str(&render(&subject(&snap), false)).unwrap();
+        // 3 binary + 2 source packages + the tree.
+        assert_eq!(spdx["packages"].as_array().unwrap().len(), 6);
+        let other = Snapshot {
+            id: "20261125T101600Z".parse().unwrap(),
+            ..snap.clone()
+        };
+        let ns = |s: &Snapshot| {
+            let v: serde_json::Value = serde_json::from_str(&render(&subject(s), false)).unwrap();
+            v["documentNamespace"].as_str().unwrap().to_string()
+        };
+        assert_ne!(ns(&snap), ns(&other), "unique per snapshot");
+    }
 
     #[test]
     fn purls_follow_the_deb_type() {

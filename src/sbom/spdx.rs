@@ -1,5 +1,5 @@
 //! SPDX 2.3 JSON (schemas/spdx-schema.json of spdx-spec v2.3): the snapshot
-//! as an OPERATING-SYSTEM package whose checksum is the content root hash,
+//! as an OPERATING_SYSTEM package whose checksum is the content root hash,
 //! containing one package per installed binary package, each GENERATED_FROM
 //! its source package.
 
@@ -60,7 +60,7 @@ pub fn document(s: &Subject) -> Value {
         "versionInfo": snap.id.as_str(),
         "downloadLocation": "NOASSERTION",
         "filesAnalyzed": false,
-        "primaryPackagePurpose": "OPERATING-SYSTEM",
+        "primaryPackagePurpose": "OPERATING_SYSTEM",
         "checksums": [{ "algorithm": "BLAKE3", "checksumValue": s.root_hash }],
         "comment": format!(
             "sidus snapshot {}@{}; its checksum is the BLAKE3 root hash of the snapshot's content manifest (sidus manifest)",
