@@ -8,7 +8,7 @@
 //! the manifest. Any failure after the tree exists destroys it again, so a
 //! failed import leaves nothing behind.
 
-use super::extract::{member_attrs, plain_path, Extractor};
+use super::extract::{member_attrs, Extractor};
 use super::squashfs::{self, Mounted};
 use super::{Info, FORMAT, META_DIR, META_FILES};
 use crate::manifest::compare::compare;
@@ -106,6 +106,11 @@ pub fn import(store: &Store, file: &Path, as_tree: Option<&TreeName>) -> Result<
         file.display().to_string()
     };
     let mut input: Box<dyn Read> = if file == Path::new("-") {
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            bail!(crate::UsageError(
+                "refusing to read an archive from a terminal: give FILE, or pipe one in (... | sidus import -)".into()
+            ));
+        }
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?)
@@ -263,9 +268,7 @@ fn import_squashfs(
             .map_err(|e| {
                 anyhow::Error::new(e).context("copy the image's content (truncated or damaged?)")
             })?;
-        let meta = root.join(
-            plain_path(META_DIR.as_bytes()).map(|p| String::from_utf8_lossy(&p).into_owned())?,
-        );
+        let meta = root.join(META_DIR);
         std::fs::remove_dir_all(&meta).with_context(|| format!("remove {}", meta.display()))
     });
     drop(mnt);

@@ -206,8 +206,17 @@ pub fn of_snapshot(
     let (m, stats) = match &reference {
         Some((rs, rm)) => {
             let oldest = rs.created.min(snap.created);
+            // Shared extents only tell on btrfs: elsewhere the reference's
+            // content is not needed (and not mounted for it).
+            let on_btrfs = std::fs::File::open(&root)
+                .ok()
+                .and_then(crate::history::extents::btrfs_fsid)
+                .is_some();
             let r = Reference {
-                root: store.backend.snapshot_path(&rs.tree, &rs.id)?,
+                root: match on_btrfs {
+                    true => Some(store.backend.snapshot_path(&rs.tree, &rs.id)?),
+                    false => None,
+                },
                 manifest: rm,
                 trusted_before: (
                     oldest.timestamp() - TRUST_MARGIN_SECS,

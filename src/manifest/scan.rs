@@ -34,8 +34,9 @@ use std::sync::Mutex;
 
 /// An earlier manifest of the same tree whose entries may be reused.
 pub struct Reference<'a> {
-    /// Where the reference snapshot's content is (for the extent comparison).
-    pub root: PathBuf,
+    /// Where the reference snapshot's content is, for the extent comparison
+    /// (only given where both are on btrfs).
+    pub root: Option<PathBuf>,
     /// Its kept manifest, with stamps.
     pub manifest: &'a Manifest,
     /// Entries whose ctime is older than this (seconds, nanoseconds) are
@@ -403,14 +404,14 @@ pub fn scan(
     )
     .with_context(|| format!("open {}", root.display()))?;
     let st = rustix::fs::fstat(&rootfd).with_context(|| format!("stat {}", root.display()))?;
-    let reffd = match reference {
-        Some(r) => Some(
+    let reffd = match reference.and_then(|r| r.root.as_ref()) {
+        Some(dir) => Some(
             rustix::fs::open(
-                &r.root,
+                dir,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )
-            .with_context(|| format!("open {}", r.root.display()))?,
+            .with_context(|| format!("open {}", dir.display()))?,
         ),
         None => None,
     };

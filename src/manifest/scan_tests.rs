@@ -96,7 +96,7 @@ fn a_reference_spares_unchanged_files_only_when_their_stamps_are_old_enough() {
     let (old, _) = scan(t.path(), None, &Progress::quiet()).unwrap();
     fs::write(t.path().join("etc/motd"), "HELLO\n").unwrap();
     let trusting = Reference {
-        root: t.path().to_path_buf(),
+        root: Some(t.path().to_path_buf()),
         manifest: &old,
         trusted_before: (i64::MAX, 0),
     };
