@@ -43,7 +43,9 @@ impl Progress {
         self.done.store(0, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
         if let Ok(mut p) = self.phase.lock() {
-            *p = (label, Instant::now() - Duration::from_secs(1));
+            // As if drawn a while ago: the first update draws at once.
+            let ago = Instant::now().checked_sub(Duration::from_secs(1));
+            *p = (label, ago.unwrap_or_else(Instant::now));
         }
     }
 
