@@ -11,7 +11,7 @@
 //! ignored; one whose root hash does not match its text is damaged and refused.
 
 use super::scan::{self, Reference, ScanStats, TRUST_MARGIN_SECS};
-use super::{Manifest, Stamp, HEADER};
+use super::{Manifest, RootHasher, Stamp, HEADER};
 use crate::progress::Progress;
 use crate::state::atomic::write_atomic;
 use crate::store::Store;
@@ -35,27 +35,28 @@ fn created(snap: &Snapshot) -> String {
 
 /// The kept file's text for `m`, the manifest of `snap`.
 pub fn render(snap: &Snapshot, m: &Manifest) -> String {
-    let mut s = String::with_capacity(128 + m.entries.len() * 160);
-    let _ = writeln!(
-        s,
-        "{HEADER}\n# kept {}@{} created={} root={}",
-        snap.tree,
-        snap.id,
-        created(snap),
-        m.root_hash()
-    );
+    let mut body = String::with_capacity(m.entries.len() * 160);
+    let mut root = RootHasher::new();
     for e in &m.entries {
-        s.push_str(&e.line());
+        let line = e.line();
+        root.line(&line);
+        body.push_str(&line);
         if let Some(st) = e.stamp {
             let _ = write!(
-                s,
+                body,
                 "\t{} {}.{:09} {}.{:09}",
                 st.ino, st.mtime.0, st.mtime.1, st.ctime.0, st.ctime.1
             );
         }
-        s.push('\n');
+        body.push('\n');
     }
-    s
+    format!(
+        "{HEADER}\n# kept {}@{} created={} root={}\n{body}",
+        snap.tree,
+        snap.id,
+        created(snap),
+        root.finish()
+    )
 }
 
 fn parse_time(t: &str) -> Option<(i64, u32)> {
@@ -92,11 +93,13 @@ pub fn parse(text: &str, snap: &Snapshot) -> Result<Option<Manifest>> {
         return Ok(None);
     }
     let mut entries = Vec::new();
+    let mut root = RootHasher::new();
     for (n, line) in lines.enumerate() {
         let (line, stamp) = match line.split_once('\t') {
             Some((l, s)) => (l, Some(s)),
             None => (line, None),
         };
+        root.line(line);
         let mut e = super::Entry::parse(line).with_context(|| format!("line {}", n + 3))?;
         e.stamp = match stamp {
             Some(s) => Some(parse_stamp(s).with_context(|| format!("line {}: bad stamp", n + 3))?),
@@ -105,7 +108,9 @@ pub fn parse(text: &str, snap: &Snapshot) -> Result<Option<Manifest>> {
         entries.push(e);
     }
     let m = Manifest { entries };
-    if field("root") != Some(m.root_hash().as_str()) {
+    // The text as read is hashed: a damaged line cannot parse into
+    // something that renders back clean.
+    if field("root") != Some(root.finish().as_str()) {
         bail!("its root hash does not match its entries (damaged)");
     }
     Ok(Some(m))
@@ -198,11 +203,22 @@ pub fn of_snapshot(
     snap: &Snapshot,
     progress: &Progress,
 ) -> Result<(Manifest, Option<Computed>)> {
+    let t0 = std::time::Instant::now();
+    let tm = |what: &str| {
+        log::debug!(
+            "manifest of {}@{}: {what} after {:?}",
+            snap.tree,
+            snap.id,
+            t0.elapsed()
+        )
+    };
     if let Some(m) = load(store.state_dir(), snap)? {
         return Ok((m, None));
     }
+    tm("load self");
     let root = store.backend.snapshot_path(&snap.tree, &snap.id)?;
     let reference = reference_for(store, snap)?;
+    tm("reference");
     let (m, stats) = match &reference {
         Some((rs, rm)) => {
             let oldest = rs.created.min(snap.created);
@@ -227,7 +243,9 @@ pub fn of_snapshot(
         }
         None => scan::scan(&root, None, progress)?,
     };
+    tm("scan");
     save(store.state_dir(), snap, &m)?;
+    tm("save");
     Ok((
         m,
         Some(Computed {

@@ -85,20 +85,34 @@ pub struct Manifest {
 
 /// Hex of a digest.
 pub fn hex(h: &[u8]) -> String {
-    h.iter()
-        .fold(String::with_capacity(h.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let mut s = String::with_capacity(h.len() * 2);
+    push_hex(&mut s, h);
+    s
+}
+
+/// Appends the hex of `h` (a table, not `write!`: manifests hold a hash per file).
+fn push_hex(s: &mut String, h: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in h {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    b.chunks(2)
+        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
         .collect()
 }
 
@@ -173,7 +187,7 @@ impl Entry {
         match &self.hash {
             Some(h) => {
                 s.push(' ');
-                s.push_str(&hex(h));
+                push_hex(&mut s, h);
             }
             None => s.push_str(" -"),
         }
@@ -198,7 +212,7 @@ impl Entry {
             }
             escape(&mut s, name, b",=");
             s.push_str("=0x");
-            s.push_str(&hex(value));
+            push_hex(&mut s, value);
         }
         s
     }
@@ -258,6 +272,36 @@ impl Entry {
     }
 }
 
+/// The root hash of manifest text fed line by line (without newlines).
+pub struct RootHasher(blake3::Hasher);
+
+impl RootHasher {
+    /// Starts with the header line.
+    pub fn new() -> RootHasher {
+        let mut h = blake3::Hasher::new();
+        h.update(HEADER.as_bytes());
+        h.update(b"\n");
+        RootHasher(h)
+    }
+
+    /// Adds one entry line.
+    pub fn line(&mut self, line: &str) {
+        self.0.update(line.as_bytes());
+        self.0.update(b"\n");
+    }
+
+    /// The root hash in hex.
+    pub fn finish(&self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
+}
+
+impl Default for RootHasher {
+    fn default() -> Self {
+        RootHasher::new()
+    }
+}
+
 impl Manifest {
     /// Sorts entries by path; every constructor ends with it.
     pub fn from_entries(mut entries: Vec<Entry>) -> Manifest {
@@ -279,7 +323,11 @@ impl Manifest {
 
     /// The root hash: BLAKE3 of [`Manifest::text`], in hex.
     pub fn root_hash(&self) -> String {
-        blake3::hash(self.text().as_bytes()).to_hex().to_string()
+        let mut h = RootHasher::new();
+        for e in &self.entries {
+            h.line(&e.line());
+        }
+        h.finish()
     }
 
     /// Parses manifest text as [`Manifest::text`] writes it.
