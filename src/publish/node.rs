@@ -224,7 +224,10 @@ mod tests {
                 "sidus.tree=lab sidus.snapshot=20261125T101500Z sidus.manifest=da33d7eaa5dfefac ip=dhcp",
                 Some("lab@20261125T101500Z da33d7eaa5dfefac\n"),
             ),
-            ("sidus.tree=lab sidus.snapshot=X sidus.manifest=../../x", Some("lab@X\n")),
+            (
+                "sidus.tree=lab sidus.snapshot=20261125T101500Z sidus.manifest=../../x",
+                Some("lab@20261125T101500Z\n"),
+            ),
             ("root=/dev/sda1 quiet", None),
             ("sidus.tree=lab", None),
             ("sidus.tree=../etc sidus.snapshot=x", None),
