@@ -72,9 +72,6 @@ pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
             .map(|l| format!(" as '{l}' (usable as {}@{l})", p.tree))
             .unwrap_or_default();
         println!("{verb} {}@{}{label}", p.tree, p.id);
-        if let Some(h) = &p.manifest {
-            println!("content root hash (sidus manifest): {h}");
-        }
     }
     Ok(())
 }
