@@ -68,6 +68,31 @@ pub enum Command {
     Prune(PruneArgs),
     /// Show the files or Debian packages that differ between two snapshots.
     Diff(DiffArgs),
+    /// Print a snapshot's content root hash; with --full, every entry of its manifest.
+    ///
+    /// The manifest lists every entry sorted by path: type, mode, uid, gid, size,
+    /// BLAKE3 of the content, link target, device numbers and xattrs; no times,
+    /// so identical content has one root hash. It is computed once per snapshot
+    /// and kept; a later snapshot reuses the entries of an earlier one that did
+    /// not change.
+    Manifest(ManifestArgs),
+    /// Check a snapshot, or a directory (--path), against the snapshot's manifest.
+    ///
+    /// Lists each difference (content, mode, owner, xattr, target, device, type,
+    /// added, removed) and exits 1 if there is any.
+    Verify(VerifyArgs),
+    /// Write a snapshot as a deterministic archive (tar or squashfs) carrying its
+    /// manifest, metadata and package list: the same snapshot gives the same bytes.
+    Export(ExportArgs),
+    /// Make a tree and a snapshot with the same ID and metadata from an archive
+    /// of `sidus export`, verified against its manifest before it succeeds.
+    ///
+    /// On any failure (truncated archive, content not matching the manifest, a
+    /// tree of that name already there) nothing is left behind.
+    Import(ImportArgs),
+    /// Print a software bill of materials of a snapshot's Debian packages
+    /// (var/lib/dpkg/status), identical on every run of the same snapshot.
+    Sbom(SbomArgs),
     /// Show the space each snapshot holds exclusively, where the backend reports it (btrfs: with quotas on).
     Du(TreeArg),
     /// Serve a snapshot to nodes over NFS and point the tree's boot entries at it.
@@ -403,4 +428,80 @@ pub struct SandboxArgs {
     /// default set; repeatable. Recorded in the run's snapshots and journal.
     #[arg(long = "capability", value_name = "CAP")]
     pub capabilities: Vec<Cap>,
+}
+
+/// `sidus manifest`
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The snapshot, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub target: TreeRef,
+    /// Print every entry, one line each, sorted by path.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// `sidus verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The snapshot whose manifest is the reference, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub target: TreeRef,
+    /// Check this directory (a node's NFS root, an unpacked archive) instead of the snapshot.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+}
+
+/// Archive formats of `sidus export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArchiveFormat {
+    /// POSIX tar (pax): streams through pipes.
+    Tar,
+    /// A squashfs image (mksquashfs): mountable read-only as it is.
+    Squashfs,
+}
+
+/// `sidus export`
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The snapshot, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub target: TreeRef,
+    /// Where to write the archive; `-` for stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The archive format.
+    #[arg(long, value_enum, default_value = "tar")]
+    pub format: ArchiveFormat,
+}
+
+/// `sidus import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The archive (tar or squashfs, as `sidus export` writes it); `-` for stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Name of the new tree (default: the tree name the archive carries).
+    #[arg(long = "as", value_name = "TREE")]
+    pub as_tree: Option<TreeName>,
+}
+
+/// SBOM formats of `sidus sbom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SbomFormat {
+    /// SPDX 2.3, JSON.
+    SpdxJson,
+    /// CycloneDX 1.5, JSON.
+    CyclonedxJson,
+}
+
+/// `sidus sbom`
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The snapshot, as TREE@REF.
+    #[arg(value_name = "TREE@REF")]
+    pub target: TreeRef,
+    /// The document format.
+    #[arg(long, value_enum, default_value = "spdx-json")]
+    pub format: SbomFormat,
 }

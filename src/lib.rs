@@ -3,6 +3,7 @@
 //! The binary is a thin shim over [`run`]; the modules hold the policy (what is
 //! refused, what is journaled) above the storage mechanism in `sidus-backends`.
 
+pub mod archive;
 pub mod cli;
 mod commands;
 pub mod completion;
@@ -10,11 +11,14 @@ pub mod config;
 pub mod history;
 mod logging;
 pub mod man;
+pub mod manifest;
 #[cfg(test)]
 mod orchestration_tests;
 pub mod output;
+pub mod progress;
 pub mod publish;
 pub mod sandbox;
+pub mod sbom;
 pub mod state;
 pub mod store;
 pub mod transaction;

@@ -170,6 +170,7 @@ fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
                     note: String::new(),
                     user: "alice".into(),
                     pinned_at: chrono::Utc::now(),
+                    manifest: None,
                 },
             )
         })

@@ -50,6 +50,15 @@ const CASES: &[Case] = &[
     ("run", &["lab"], Some(&["lab", "--", "true"])),
     ("shell", &["Bad!"], Some(&["lab"])),
     ("update", &["Bad!"], Some(&["lab"])),
+    ("manifest", &["Bad!@x"], Some(&["lab@latest"])),
+    ("verify", &["lab@"], Some(&["lab@latest"])),
+    (
+        "export",
+        &["lab@latest"],
+        Some(&["lab@latest", "-o", "/dev/null"]),
+    ),
+    ("import", &[], Some(&["/nonexistent.tar"])),
+    ("sbom", &["Bad!@x"], Some(&["lab@latest"])),
     ("completions", &["tcsh"], None),
     ("failpoints", &["extra"], None),
 ];

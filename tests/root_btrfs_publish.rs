@@ -395,8 +395,14 @@ fn root_btrfs_prepare_node_writes_inside_the_tree_only() {
         .status()
         .unwrap();
     assert!(st.success());
+    // The node also learns the content root hash, to show and check what it booted.
+    let hash = env.sidus(&["manifest", &format!("lab@{a}")]).ok();
+    assert!(
+        cmdline.contains(&format!(" sidus.manifest={} ", hash.trim())),
+        "{cmdline}"
+    );
     assert_eq!(
         fs::read_to_string(d.join("sidus-node")).unwrap(),
-        format!("lab@{a}\n")
+        format!("lab@{a} {}\n", hash.trim())
     );
 }

@@ -9,13 +9,29 @@ use crate::store::Store;
 use crate::trees;
 use crate::trees::refs::TreeRef;
 use crate::UsageError;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use sidus_backends::{BackendError, TreeName};
 
 pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
+    // The manifest is read before the lock: it can take a while on a big tree
+    // and needs no lock (the snapshot cannot change).
+    let first = trees::resolve_ref(store, &a.target)?;
+    let what = format!("{}@{}", first.tree, first.id);
+    let (m, _) =
+        crate::manifest::kept::of_snapshot(store, &first, &crate::progress::Progress::new(&what))
+            .with_context(|| format!("manifest of {what}"))?;
+    let root_hash = m.root_hash();
     let outcome = store.journaled("pin", Some(&a.target.tree), || {
         let _lock = store.write_lock(&a.target.tree)?;
         let snap = trees::resolve_ref(store, &a.target)?;
+        if snap.id != first.id {
+            bail!(
+                "{} now names {}@{}, not {what}: pin again",
+                a.target,
+                snap.tree,
+                snap.id
+            );
+        }
         let file = Pins::new(store.state_dir());
         let held = file.of_tree(&snap.tree)?.iter().any(|p| p.id == snap.id);
         if !held {
@@ -28,6 +44,7 @@ pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
             note: a.message.clone(),
             user: store.invocation.user.clone(),
             pinned_at: chrono::Utc::now(),
+            manifest: Some(root_hash.clone()),
         };
         let added = file.update(store, |list| pins::add(list, new));
         if let (Err(e), false) = (&added, held) {
@@ -158,10 +175,14 @@ pub fn pins(store: &Store, json: bool, a: &PinsArgs) -> Result<()> {
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 p.user,
                 p.note,
+                or_dash(p.manifest),
             ]
         })
         .collect();
-    table(&["TREE", "ID", "LABEL", "PINNED", "USER", "NOTE"], rows);
+    table(
+        &["TREE", "ID", "LABEL", "PINNED", "USER", "NOTE", "MANIFEST"],
+        rows,
+    );
     Ok(())
 }
 

@@ -1,5 +1,7 @@
 //! One function per subcommand: open the store, call the policy in `trees`, print.
 
+mod archive;
+mod content;
 mod diff;
 mod history;
 mod init;
@@ -79,6 +81,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Pins(a) => history::pins(&store, json, &a),
         Command::Prune(a) => history::prune(&store, json, &a),
         Command::Diff(a) => diff::diff(&store, json, &a),
+        Command::Manifest(a) => content::manifest(&store, json, &a),
+        Command::Verify(a) => content::verify(&store, json, &a),
+        Command::Export(a) => archive::export(&store, json, &a),
+        Command::Import(a) => archive::import(&store, json, &a),
+        Command::Sbom(a) => content::sbom(&store, &a),
         Command::Du(a) => history::du(&store, json, &a.tree),
         Command::Publish(a) => publish::publish(&store, json, &a),
         Command::Unpublish(a) => publish::unpublish(&store, json, &a),

@@ -47,7 +47,12 @@ pub enum Kind {
 
 impl Kind {
     fn of(st: &FileStat) -> Kind {
-        match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+        Kind::from_mode(st.st_mode)
+    }
+
+    /// The type a `st_mode` names.
+    pub(crate) fn from_mode(mode: u32) -> Kind {
+        match SFlag::from_bits_truncate(mode) & SFlag::S_IFMT {
             SFlag::S_IFDIR => Kind::Dir,
             SFlag::S_IFLNK => Kind::Symlink,
             SFlag::S_IFCHR => Kind::Char,

@@ -15,21 +15,28 @@ pub const STATUS_PATH: &str = "var/lib/dpkg/status";
 /// The dpkg status file of the tree at `root`, or `None` when it has none. The
 /// path is resolved inside the tree (symlinks cannot lead out of it).
 pub fn read_status_in(root: &Path) -> Result<Option<String>> {
+    read_in_tree(root, STATUS_PATH)
+}
+
+/// The file `rel` of the tree at `root` as text (invalid UTF-8 replaced), or
+/// `None` when it does not exist. Resolved inside the tree: a symlink such as
+/// `/etc/os-release -> ../usr/lib/os-release` is followed, but never out.
+pub fn read_in_tree(root: &Path, rel: &str) -> Result<Option<String>> {
     use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
     let dir = std::fs::File::open(root).with_context(|| format!("open {}", root.display()))?;
     let how = OpenHow::new()
         .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = match openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), STATUS_PATH, how) {
+    let fd = match openat2(std::os::fd::AsRawFd::as_raw_fd(&dir), rel, how) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("open {}/{STATUS_PATH}", root.display())),
+        Err(e) => return Err(e).with_context(|| format!("open {}/{rel}", root.display())),
     };
     // SAFETY: openat2 just returned this descriptor and nothing else owns it.
     let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)
-        .with_context(|| format!("read {}/{STATUS_PATH}", root.display()))?;
+        .with_context(|| format!("read {}/{rel}", root.display()))?;
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
@@ -40,26 +47,77 @@ pub type PackageSet = BTreeMap<(String, String), String>;
 /// Stanzas in other states (`config-files`, `not-installed`, half-installed) are
 /// left out: their files are not (all) there.
 pub fn parse_status(status: &str) -> PackageSet {
+    installed(status)
+        .into_iter()
+        .map(|p| ((p.name, p.arch), p.version))
+        .collect()
+}
+
+/// An installed package with what a bill of materials names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// Its name.
+    pub name: String,
+    /// Its architecture (`amd64`, `all`; empty when the stanza has none).
+    pub arch: String,
+    /// Its version.
+    pub version: String,
+    /// The source package it was built from (its own name when not stated).
+    pub source: String,
+    /// The source package's version (its own version when not stated).
+    pub source_version: String,
+    /// The `Maintainer` field.
+    pub maintainer: Option<String>,
+    /// The `Homepage` field.
+    pub homepage: Option<String>,
+    /// The first line of `Description`.
+    pub summary: Option<String>,
+}
+
+/// The installed packages of a dpkg status file, sorted by name and
+/// architecture; a package listed twice counts once, as its last stanza says.
+pub fn installed(status: &str) -> Vec<Installed> {
     #[derive(Default)]
     struct Stanza<'a> {
-        name: Option<&'a str>,
-        arch: Option<&'a str>,
-        version: Option<&'a str>,
+        fields: BTreeMap<&'a str, &'a str>,
         installed: bool,
     }
-    fn finish(s: Stanza<'_>, set: &mut PackageSet) {
-        if let (Some(n), Some(v), true) = (s.name, s.version, s.installed) {
-            set.insert(
-                (n.to_string(), s.arch.unwrap_or("").to_string()),
-                v.to_string(),
-            );
-        }
+    fn finish(s: Stanza<'_>, out: &mut BTreeMap<(String, String), Installed>) {
+        let f = |k: &str| s.fields.get(k).map(|v| v.to_string());
+        let (Some(name), Some(version), true) = (f("Package"), f("Version"), s.installed) else {
+            return;
+        };
+        // deb-control(5): `Source: name` or `Source: name (version)`.
+        let (source, source_version) = match s.fields.get("Source") {
+            Some(src) => match src.split_once('(') {
+                Some((n, v)) => (
+                    n.trim().to_string(),
+                    v.trim_end_matches(')').trim().to_string(),
+                ),
+                None => (src.trim().to_string(), version.clone()),
+            },
+            None => (name.clone(), version.clone()),
+        };
+        let arch = f("Architecture").unwrap_or_default();
+        out.insert(
+            (name.clone(), arch.clone()),
+            Installed {
+                name,
+                arch,
+                version,
+                source,
+                source_version,
+                maintainer: f("Maintainer"),
+                homepage: f("Homepage"),
+                summary: f("Description").filter(|d| !d.is_empty()),
+            },
+        );
     }
-    let mut set = PackageSet::new();
+    let mut out = BTreeMap::new();
     let mut cur = Stanza::default();
     for line in status.lines() {
         if line.trim().is_empty() {
-            finish(std::mem::take(&mut cur), &mut set);
+            finish(std::mem::take(&mut cur), &mut out);
             continue;
         }
         // Continuation lines (descriptions, conffiles) start with white space.
@@ -70,17 +128,14 @@ pub fn parse_status(status: &str) -> PackageSet {
             continue;
         };
         let value = value.trim();
-        match key {
-            "Package" => cur.name = Some(value),
-            "Architecture" => cur.arch = Some(value),
-            "Version" => cur.version = Some(value),
+        if key == "Status" {
             // "want flag state", e.g. "install ok installed".
-            "Status" => cur.installed = value.split_whitespace().nth(2) == Some("installed"),
-            _ => {}
+            cur.installed = value.split_whitespace().nth(2) == Some("installed");
         }
+        cur.fields.insert(key, value);
     }
-    finish(cur, &mut set);
-    set
+    finish(cur, &mut out);
+    out.into_values().collect()
 }
 
 /// Compares two Debian versions per deb-version(5):
@@ -363,6 +418,32 @@ Version: 1
             parse_status(&OLD.replace('\n', "\r\n")),
             s,
             "CRLF line ends"
+        );
+    }
+
+    #[test]
+    fn installed_packages_name_their_source() {
+        let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc (2.36-9)\nVersion: 2.36-9+b1\nMaintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>\nDescription: GNU C Library: Shared libraries\n Contains the standard libraries.\n\nPackage: curl\nStatus: install ok installed\nArchitecture: amd64\nSource: curl\nVersion: 7.88.1-10\n\nPackage: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.10-3\n";
+        let p = installed(status);
+        let got: Vec<_> = p
+            .iter()
+            .map(|p| format!("{} {} {} {}", p.name, p.version, p.source, p.source_version))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "curl 7.88.1-10 curl 7.88.1-10",
+                "hello 2.10-3 hello 2.10-3",
+                "libc6 2.36-9+b1 glibc 2.36-9"
+            ]
+        );
+        assert_eq!(
+            p[2].summary.as_deref(),
+            Some("GNU C Library: Shared libraries")
+        );
+        assert_eq!(
+            p[2].maintainer.as_deref(),
+            Some("GNU Libc Maintainers <debian-glibc@lists.debian.org>")
         );
     }
 

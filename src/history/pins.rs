@@ -32,6 +32,10 @@ pub struct Pin {
     pub user: String,
     /// When.
     pub pinned_at: DateTime<Utc>,
+    /// The content root hash of the snapshot's manifest when it was pinned
+    /// (`sidus manifest`), so TREE@ID can be cited with what it held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -101,6 +105,9 @@ pub fn add(pins: &mut Vec<Pin>, new: Pin) -> Result<PinOutcome> {
             }
             if !new.note.is_empty() {
                 old.note = new.note;
+            }
+            if old.manifest.is_none() {
+                old.manifest = new.manifest;
             }
             if *old == before {
                 Ok(PinOutcome::Unchanged(before))
@@ -186,6 +193,7 @@ mod tests {
             note: note.into(),
             user: "root".into(),
             pinned_at: "2026-11-25T10:00:00Z".parse().unwrap(),
+            manifest: None,
         }
     }
 

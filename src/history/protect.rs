@@ -247,6 +247,7 @@ mod tests {
             note: String::new(),
             user: String::new(),
             pinned_at: chrono::Utc::now(),
+            manifest: None,
         }];
         let published = Published {
             current: Some(id(B)),

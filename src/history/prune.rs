@@ -146,6 +146,9 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
             };
             return Err(anyhow::Error::new(e).context(format!("prune '{tree}': {what}")));
         }
+        for id in &doomed {
+            crate::manifest::kept::forget(store.state_dir(), tree, Some(id));
+        }
     }
     Ok(Outcome {
         tree: tree.clone(),

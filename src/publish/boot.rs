@@ -138,6 +138,8 @@ pub struct Entry<'a> {
     pub nfs_path: &'a Path,
     /// The kernel version copied.
     pub kernel_version: &'a str,
+    /// The content root hash of the snapshot's manifest (`sidus manifest`).
+    pub manifest: &'a str,
     /// Appended to the command line.
     pub extra: &'a str,
 }
@@ -146,11 +148,12 @@ impl Entry<'_> {
     /// The kernel command line (without the iPXE `initrd=`).
     pub fn cmdline(&self) -> String {
         let mut s = format!(
-            "root=/dev/nfs nfsroot={}:{},ro sidus.tree={} sidus.snapshot={}",
+            "root=/dev/nfs nfsroot={}:{},ro sidus.tree={} sidus.snapshot={} sidus.manifest={}",
             self.server,
             self.nfs_path.display(),
             self.tree,
-            self.id
+            self.id,
+            self.manifest
         );
         if !self.extra.trim().is_empty() {
             s.push(' ');
@@ -268,9 +271,10 @@ mod tests {
             server: "10.0.0.1",
             nfs_path: Path::new("/srv/sidus/lab/20261125T101500Z"),
             kernel_version: "6.1.0-26-amd64",
+            manifest: "da33",
             extra: "ip=dhcp",
         };
-        let cmd = "root=/dev/nfs nfsroot=10.0.0.1:/srv/sidus/lab/20261125T101500Z,ro sidus.tree=lab sidus.snapshot=20261125T101500Z ip=dhcp";
+        let cmd = "root=/dev/nfs nfsroot=10.0.0.1:/srv/sidus/lab/20261125T101500Z,ro sidus.tree=lab sidus.snapshot=20261125T101500Z sidus.manifest=da33 ip=dhcp";
         assert_eq!(e.cmdline(), cmd);
         assert_eq!(
             e.ipxe(),

@@ -1,8 +1,9 @@
 //! What a diskless node needs inside its tree (`sidus prepare-node`): an
 //! initramfs-tools setup that mounts the NFS root read-only with a tmpfs overlay
 //! on top (the root is writable, in RAM), and `/run/sidus-node` holding the
-//! `TREE@ID` the node booted, read from the kernel command line that
-//! `sidus publish` wrote (`sidus.tree=` and `sidus.snapshot=`).
+//! `TREE@ID` the node booted and its content root hash (`TREE@ID HASH`), read
+//! from the kernel command line that `sidus publish` wrote (`sidus.tree=`,
+//! `sidus.snapshot=` and `sidus.manifest=`).
 //!
 //! The files only take effect once the tree's initramfs is regenerated
 //! (`update-initramfs -u -k all` inside the tree); installing or upgrading a
@@ -18,20 +19,25 @@ pub const NODE_FILE: &str = "/run/sidus-node";
 /// Shell function shared by the initramfs script and the boot-time script:
 /// prints `TREE@ID` from the command line, fails when it is not a sidus boot.
 const NODE_ID_FN: &str = r#"# Prints TREE@ID from sidus.tree= and sidus.snapshot= on the kernel command
-# line (SIDUS_CMDLINE overrides /proc/cmdline, for tests); fails without them.
+# line (SIDUS_CMDLINE overrides /proc/cmdline, for tests), followed by the
+# content root hash of sidus.manifest= when there is one; fails without them.
 sidus_node_id() {
-	_tree= _id=
+	_tree= _id= _hash=
 	for _x in $(cat "${SIDUS_CMDLINE:-/proc/cmdline}"); do
 		case "$_x" in
 		sidus.tree=*) _tree=${_x#sidus.tree=} ;;
 		sidus.snapshot=*) _id=${_x#sidus.snapshot=} ;;
+		sidus.manifest=*) _hash=${_x#sidus.manifest=} ;;
 		esac
 	done
 	[ -n "$_tree" ] && [ -n "$_id" ] || return 1
 	case "$_tree$_id" in
 	*[!a-z0-9._TZ-]*) return 1 ;;
 	esac
-	echo "$_tree@$_id"
+	case "$_hash" in
+	*[!0-9a-f]*) _hash= ;;
+	esac
+	echo "$_tree@$_id${_hash:+ $_hash}"
 }
 
 # Writes TREE@ID to /run/sidus-node (SIDUS_NODE_FILE overrides), whole.
@@ -214,6 +220,14 @@ mod tests {
                 Some("lab@20261125T101500Z\n"),
             ),
             ("sidus.snapshot=20261125T101500Z.1 sidus.tree=a-b.c", Some("a-b.c@20261125T101500Z.1\n")),
+            (
+                "sidus.tree=lab sidus.snapshot=20261125T101500Z sidus.manifest=da33d7eaa5dfefac ip=dhcp",
+                Some("lab@20261125T101500Z da33d7eaa5dfefac\n"),
+            ),
+            (
+                "sidus.tree=lab sidus.snapshot=20261125T101500Z sidus.manifest=../../x",
+                Some("lab@20261125T101500Z\n"),
+            ),
             ("root=/dev/sda1 quiet", None),
             ("sidus.tree=lab", None),
             ("sidus.tree=../etc sidus.snapshot=x", None),

@@ -104,6 +104,7 @@ fn switch(
     let previous = state.trees.get(tree).and_then(|t| t.current.clone());
     let snap_root = store.backend.snapshot_path(tree, id)?;
     let kernel = find_kernel(&snap_root, &format!("{tree}@{id}"))?;
+    let manifest = root_hash(store, tree, id)?;
     system::check_can_apply(&cfg)?;
     let server = steps::server(&cfg)?;
 
@@ -129,7 +130,15 @@ fn switch(
         failpoint::hit("publish:after-kernel");
         let applied = steps::write_exports(&mut undo, &cfg, &next)?;
         failpoint::hit("publish:after-exports");
-        steps::write_boot_entries(&mut undo, &cfg, &server, tree, id, &kernel.version)?;
+        steps::write_boot_entries(
+            &mut undo,
+            &cfg,
+            &server,
+            tree,
+            id,
+            &kernel.version,
+            &manifest,
+        )?;
         failpoint::hit("publish:after-entries");
         steps::save_state(&mut undo, store, state.clone(), &next)?;
         failpoint::hit("publish:after-state");
@@ -168,7 +177,16 @@ pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Resul
         system::copy_kernel(&kernel, &boot::boot_dir(&cfg.boot_root, tree, id))?;
         steps::write_exports(&mut keep, &cfg, &next)?;
         let server = steps::server(&cfg)?;
-        steps::write_boot_entries(&mut keep, &cfg, &server, tree, id, &kernel.version)?;
+        let manifest = root_hash(store, tree, id)?;
+        steps::write_boot_entries(
+            &mut keep,
+            &cfg,
+            &server,
+            tree,
+            id,
+            &kernel.version,
+            &manifest,
+        )?;
         next.save(store.state_dir())?;
         return Ok(Recovered::Finished(
             format!("its boot entries name {tree}@{id}: it is published"),
@@ -196,6 +214,23 @@ pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Resul
         ),
         vec![],
     ))
+}
+
+/// The content root hash of `tree@id`, which the boot entries name
+/// (`sidus.manifest=`) so a node can show and check what it booted.
+pub(super) fn root_hash(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<String> {
+    let what = format!("{tree}@{id}");
+    let snap = trees::resolve_ref(
+        store,
+        &TreeRef {
+            tree: tree.clone(),
+            reference: Some(id.to_string()),
+        },
+    )?;
+    let (m, _) =
+        crate::manifest::kept::of_snapshot(store, &snap, &crate::progress::Progress::new(&what))
+            .map_err(|e| e.context(format!("manifest of {what}")))?;
+    Ok(m.root_hash())
 }
 
 /// What an unpublish did.

@@ -112,7 +112,16 @@ fn fix_boot_entries(
     let kernel = find_kernel(&root, &format!("{tree}@{current}"))?;
     system::copy_kernel(&kernel, &dir)?;
     let server = steps::server(cfg)?;
+    let manifest = super::ops::root_hash(store, tree, current)?;
     let mut keep = Undo::default();
-    let r = steps::write_boot_entries(&mut keep, cfg, &server, tree, current, &kernel.version);
+    let r = steps::write_boot_entries(
+        &mut keep,
+        cfg,
+        &server,
+        tree,
+        current,
+        &kernel.version,
+        &manifest,
+    );
     r.map(|()| true)
 }

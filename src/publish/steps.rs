@@ -126,6 +126,7 @@ pub fn write_boot_entries<'a>(
     tree: &TreeName,
     id: &SnapshotId,
     kernel_version: &str,
+    manifest: &str,
 ) -> Result<()> {
     let nfs_path = serve_path(&cfg.root, tree, id);
     let entry = Entry {
@@ -134,6 +135,7 @@ pub fn write_boot_entries<'a>(
         server,
         nfs_path: &nfs_path,
         kernel_version,
+        manifest,
         extra: &cfg.kernel_cmdline_extra,
     };
     replace(

@@ -39,6 +39,10 @@ mod tests {
             "btrfs snapshot sidecars, made durable by the snapshot's own commit",
         ),
         (
+            "src/archive/export.rs",
+            "an archive the user asked for, renamed in when complete",
+        ),
+        (
             "src/publish/system.rs",
             "a kernel and initrd copy renamed in as one directory",
         ),

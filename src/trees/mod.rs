@@ -329,6 +329,7 @@ pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
         None,
     )?;
     store.backend.delete_snapshot(&snap.tree, &snap.id)?;
+    crate::manifest::kept::forget(store.state_dir(), &snap.tree, Some(&snap.id));
     failpoint::hit("delete:after-delete");
     Ok(snap)
 }
@@ -377,6 +378,7 @@ pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
         None,
     )?;
     store.backend.destroy_tree(tree)?;
+    crate::manifest::kept::forget(store.state_dir(), tree, None);
     failpoint::hit("destroy:after-storage");
     Ok(())
 }

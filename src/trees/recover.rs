@@ -149,6 +149,9 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
             let left = backend.snapshot_ids(tree)?;
             let doomed: Vec<_> = ids.iter().filter(|i| left.contains(i)).cloned().collect();
             backend.delete_snapshots(tree, &doomed)?;
+            for id in ids {
+                crate::manifest::kept::forget(store.state_dir(), tree, Some(id));
+            }
             Recovered::Finished(
                 format!(
                     "removed the {} snapshot(s) left of {}",
@@ -163,6 +166,7 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
                 Ok(()) | Err(sidus_backends::BackendError::TreeNotFound(_)) => {}
                 Err(e) => return Err(e.into()),
             }
+            crate::manifest::kept::forget(store.state_dir(), tree, None);
             Recovered::Finished(format!("removed what was left of tree '{tree}'"), vec![])
         }
         Change::Rollback {

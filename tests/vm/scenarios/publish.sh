@@ -156,7 +156,7 @@ cp /tmp/node/etc/initramfs-tools/scripts/init-bottom/sidus /tmp/init-bottom
 grep '^kernel ' /srv/tftp/sidus/lab.ipxe >/tmp/cmdline
 rootmnt=/tmp/node SIDUS_CMDLINE=/tmp/cmdline SIDUS_NODE_FILE=/tmp/sidus-node \
     SIDUS_OVERLAY_DIR=/tmp sh /tmp/init-bottom
-assert_eq "$(cat /tmp/sidus-node)" "lab@$B" "/run/sidus-node content"
+assert_eq "$(cat /tmp/sidus-node)" "lab@$B $(sidus manifest "lab@$B")" "/run/sidus-node content"
 echo written-on-node >/tmp/node/etc/motd
 assert_eq "$(cat /tmp/node/etc/motd)" written-on-node "overlay is writable"
 assert_eq "$(cat "$(sidus path "lab@$B")/etc/motd")" two "snapshot untouched"

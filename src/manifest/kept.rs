@@ -1,0 +1,304 @@
+//! Manifests kept with their snapshots: `<state_dir>/manifests/TREE/ID`, one
+//! file per snapshot, written once by [`crate::state::atomic::write_atomic`].
+//! Snapshots are immutable, so a manifest is computed once; files live in the
+//! state directory so every backend keeps them the same way.
+//!
+//! A kept file is the manifest text with two additions that are not part of
+//! it: a second line `# kept TREE@ID created=TIME root=HASH`, and after each
+//! entry a tab and its stamp (`ino mtime ctime`), which the next snapshot's
+//! scan uses to reuse unchanged entries. A file whose `created` is not the
+//! snapshot's is another snapshot's (a tree destroyed and made again) and is
+//! ignored; one whose root hash does not match its text is damaged and refused.
+
+use super::scan::{self, Reference, ScanStats, TRUST_MARGIN_SECS};
+use super::{Manifest, RootHasher, Stamp, HEADER};
+use crate::progress::Progress;
+use crate::state::atomic::write_atomic;
+use crate::store::Store;
+use anyhow::{bail, Context, Result};
+use sidus_backends::{Snapshot, SnapshotId, TreeName};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Where the manifest of `tree@id` is kept.
+pub fn path(state_dir: &Path, tree: &TreeName, id: &SnapshotId) -> PathBuf {
+    state_dir
+        .join("manifests")
+        .join(tree.as_str())
+        .join(id.as_str())
+}
+
+fn created(snap: &Snapshot) -> String {
+    snap.created
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The kept file's text for `m`, the manifest of `snap`.
+pub fn render(snap: &Snapshot, m: &Manifest) -> String {
+    let mut body = String::with_capacity(m.entries.len() * 160);
+    let mut root = RootHasher::new();
+    for e in &m.entries {
+        let line = e.line();
+        root.line(&line);
+        body.push_str(&line);
+        if let Some(st) = e.stamp {
+            let _ = write!(
+                body,
+                "\t{} {}.{:09} {}.{:09}",
+                st.ino, st.mtime.0, st.mtime.1, st.ctime.0, st.ctime.1
+            );
+        }
+        body.push('\n');
+    }
+    format!(
+        "{HEADER}\n# kept {}@{} created={} root={}\n{body}",
+        snap.tree,
+        snap.id,
+        created(snap),
+        root.finish()
+    )
+}
+
+fn parse_time(t: &str) -> Option<(i64, u32)> {
+    let (s, ns) = t.split_once('.')?;
+    Some((s.parse().ok()?, ns.parse().ok()?))
+}
+
+fn parse_stamp(s: &str) -> Option<Stamp> {
+    let mut f = s.split(' ');
+    let stamp = Stamp {
+        ino: f.next()?.parse().ok()?,
+        mtime: parse_time(f.next()?)?,
+        ctime: parse_time(f.next()?)?,
+    };
+    f.next().is_none().then_some(stamp)
+}
+
+/// Parses a kept file; `None` when it was written for another snapshot of
+/// the same name.
+pub fn parse(text: &str, snap: &Snapshot) -> Result<Option<Manifest>> {
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        bail!("not a sidus manifest");
+    }
+    let meta = lines.next().unwrap_or_default();
+    let field = |k: &str| {
+        meta.split(' ')
+            .find_map(|w| w.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+    };
+    if !meta.starts_with("# kept ") {
+        bail!("no '# kept' line");
+    }
+    if field("created") != Some(created(snap).as_str()) {
+        return Ok(None);
+    }
+    let mut entries = Vec::new();
+    let mut root = RootHasher::new();
+    for (n, line) in lines.enumerate() {
+        let (line, stamp) = match line.split_once('\t') {
+            Some((l, s)) => (l, Some(s)),
+            None => (line, None),
+        };
+        root.line(line);
+        let mut e = super::Entry::parse(line).with_context(|| format!("line {}", n + 3))?;
+        e.stamp = match stamp {
+            Some(s) => Some(parse_stamp(s).with_context(|| format!("line {}: bad stamp", n + 3))?),
+            None => None,
+        };
+        entries.push(e);
+    }
+    let m = Manifest { entries };
+    // The text as read is hashed: a damaged line cannot parse into
+    // something that renders back clean.
+    if field("root") != Some(root.finish().as_str()) {
+        bail!("its root hash does not match its entries (damaged)");
+    }
+    Ok(Some(m))
+}
+
+/// The kept manifest of `snap`, if there is one.
+pub fn load(state_dir: &Path, snap: &Snapshot) -> Result<Option<Manifest>> {
+    let p = path(state_dir, &snap.tree, &snap.id);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("read {}", p.display())),
+    };
+    parse(&text, snap).with_context(|| {
+        format!(
+            "kept manifest {} (remove it and sidus computes it again)",
+            p.display()
+        )
+    })
+}
+
+/// Keeps `m` as the manifest of `snap`.
+pub fn save(state_dir: &Path, snap: &Snapshot, m: &Manifest) -> Result<()> {
+    write_atomic(
+        &path(state_dir, &snap.tree, &snap.id),
+        render(snap, m).as_bytes(),
+        0o644,
+    )
+}
+
+/// Forgets the kept manifest of a deleted snapshot (or, without `id`, of
+/// every snapshot of a destroyed tree). Failing to is only a leftover file.
+pub fn forget(state_dir: &Path, tree: &TreeName, id: Option<&SnapshotId>) {
+    let dir = state_dir.join("manifests").join(tree.as_str());
+    let gone = match id {
+        Some(id) => std::fs::remove_file(dir.join(id.as_str())),
+        None => std::fs::remove_dir_all(&dir),
+    };
+    if let Err(e) = gone {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!(
+                "could not remove a kept manifest under {}: {e}",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// What [`of_snapshot`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Computed {
+    /// The snapshot whose kept manifest was reused for unchanged entries.
+    pub reference: Option<SnapshotId>,
+    /// How the hashes were found.
+    #[serde(flatten)]
+    pub stats: ScanStats,
+}
+
+/// The snapshot of the same tree whose kept manifest `snap`'s scan reuses:
+/// its parent if that has one, else the newest older one that has one.
+fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<(Snapshot, Manifest)>> {
+    let mut older: Vec<Snapshot> = store
+        .backend
+        .list_snapshots(Some(&snap.tree))?
+        .into_iter()
+        .filter(|s| s.id < snap.id)
+        .collect();
+    older.sort_by(|a, b| b.id.cmp(&a.id));
+    if let Some(p) = older
+        .iter()
+        .position(|s| Some(&s.id) == snap.parent.as_ref())
+    {
+        let parent = older.remove(p);
+        older.insert(0, parent);
+    }
+    for s in older {
+        if path(store.state_dir(), &s.tree, &s.id).exists() {
+            if let Some(m) = load(store.state_dir(), &s)? {
+                return Ok(Some((s, m)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The manifest of `snap`: the kept one, or computed now (reusing an earlier
+/// snapshot's kept manifest for what did not change) and kept.
+pub fn of_snapshot(
+    store: &Store,
+    snap: &Snapshot,
+    progress: &Progress,
+) -> Result<(Manifest, Option<Computed>)> {
+    let t0 = std::time::Instant::now();
+    let tm = |what: &str| {
+        log::debug!(
+            "manifest of {}@{}: {what} after {:?}",
+            snap.tree,
+            snap.id,
+            t0.elapsed()
+        )
+    };
+    if let Some(m) = load(store.state_dir(), snap)? {
+        return Ok((m, None));
+    }
+    tm("load self");
+    let root = store.backend.snapshot_path(&snap.tree, &snap.id)?;
+    let reference = reference_for(store, snap)?;
+    tm("reference");
+    let (m, stats) = match &reference {
+        Some((rs, rm)) => {
+            let oldest = rs.created.min(snap.created);
+            // Shared extents only tell on btrfs: elsewhere the reference's
+            // content is not needed (and not mounted for it).
+            let on_btrfs = std::fs::File::open(&root)
+                .ok()
+                .and_then(crate::history::extents::btrfs_fsid)
+                .is_some();
+            let r = Reference {
+                root: match on_btrfs {
+                    true => Some(store.backend.snapshot_path(&rs.tree, &rs.id)?),
+                    false => None,
+                },
+                manifest: rm,
+                trusted_before: (
+                    oldest.timestamp() - TRUST_MARGIN_SECS,
+                    oldest.timestamp_subsec_nanos(),
+                ),
+            };
+            scan::scan(&root, Some(&r), progress)?
+        }
+        None => scan::scan(&root, None, progress)?,
+    };
+    tm("scan");
+    save(store.state_dir(), snap, &m)?;
+    tm("save");
+    Ok((
+        m,
+        Some(Computed {
+            reference: reference.map(|(s, _)| s.id),
+            stats,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(created: &str) -> Snapshot {
+        let mut s = Snapshot::from_properties(
+            "lab".parse().unwrap(),
+            "20261125T101500Z".parse().unwrap(),
+            |_| None,
+        )
+        .unwrap();
+        s.created = created.parse().unwrap();
+        s
+    }
+
+    #[test]
+    fn kept_files_round_trip_stamps_and_refuse_other_snapshots_or_damage() {
+        let mut e = crate::manifest::tests::file("/etc/motd", b"hi\n");
+        e.stamp = Some(Stamp {
+            ino: 257,
+            mtime: (1764065700, 5),
+            ctime: (-1, 999_999_999),
+        });
+        let m = Manifest::from_entries(vec![e, crate::manifest::tests::file("/a", b"")]);
+        let s = snap("2026-11-25T10:15:00.123456789Z");
+        // Backends that keep times to the second (ZFS, LVM properties) still match.
+        assert!(parse(&render(&s, &m), &snap("2026-11-25T10:15:00Z"))
+            .unwrap()
+            .is_some());
+        let text = render(&s, &m);
+        assert_eq!(parse(&text, &s).unwrap(), Some(m.clone()));
+        assert_eq!(parse(&text, &snap("2026-11-25T10:15:01Z")).unwrap(), None);
+        let damaged = text.replace("/etc/motd file 0644", "/etc/motd file 0600");
+        assert!(parse(&damaged, &s)
+            .unwrap_err()
+            .to_string()
+            .contains("damaged"));
+
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(load(d.path(), &s).unwrap(), None);
+        save(d.path(), &s, &m).unwrap();
+        assert_eq!(load(d.path(), &s).unwrap(), Some(m));
+        forget(d.path(), &s.tree, Some(&s.id));
+        assert_eq!(load(d.path(), &s).unwrap(), None);
+        forget(d.path(), &s.tree, None);
+    }
+}
