@@ -505,3 +505,28 @@ pub struct SbomArgs {
     #[arg(long, value_enum, default_value = "spdx-json")]
     pub format: SbomFormat,
 }
+
+/// The clap command sidus parses: [`Cli`] with `--help` (the long form) of
+/// each subcommand ending with a pointer to its man page.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command().after_long_help(crate::man::see_page(None));
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(&name, |s| {
+            s.after_long_help(crate::man::see_page(Some(&name)))
+        });
+    }
+    cmd
+}
+
+/// Parses the process's command line with [`command`].
+pub fn try_parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let matches = command().try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}

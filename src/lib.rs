@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 pub mod completion;
 pub mod config;
+pub mod config_keys;
 pub mod history;
 mod logging;
 pub mod man;
@@ -24,7 +25,6 @@ pub mod store;
 pub mod transaction;
 pub mod trees;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// A mistake in how sidus was called, found after argument parsing: exit 2.
@@ -182,7 +182,7 @@ pub fn run() -> ExitCode {
     }
     completion::answer_if_asked();
     let json = asks_for_json(std::env::args_os());
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_failure(e, json),
     };
