@@ -59,6 +59,12 @@ pub fn run() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // State, exports and boot files are read by nfsd, tftpd and nodes, and a
+    // tree's files by every node: none may be writable by group or others, nor
+    // unreadable to them, because of the umask of the shell sidus was started
+    // from (000, or 077). The writers set their modes too; this also covers the
+    // tools sidus runs (mkfs, btrfs, zfs, mount helpers) and `sidus run`.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let cli = cli::Cli::parse();
     logging::init(cli.verbose);
     match commands::dispatch(cli) {

@@ -50,6 +50,19 @@ fn requested(a: &InitArgs) -> Result<Option<Config>> {
     Ok(Some(c))
 }
 
+/// `--clients` into the `[publish]` section, each entry checked first.
+fn set_clients(config: &mut Config, clients: &[String]) -> Result<()> {
+    if clients.is_empty() {
+        return Ok(());
+    }
+    for c in clients {
+        crate::publish::clients_policy::check_entry(c)
+            .map_err(|e| UsageError(format!("--clients: {e}")))?;
+    }
+    config.publish.get_or_insert_with(Default::default).clients = Some(clients.to_vec());
+    Ok(())
+}
+
 pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     let wanted = requested(a)?;
     let existing = if cli.config.exists() {
@@ -66,6 +79,8 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
         ),
         (None, w) => w.unwrap_or_else(Config::embedded_default),
     };
+    let mut config = config;
+    set_clients(&mut config, &a.clients)?;
     let mut made_image = None;
     if let Some(b) = &config.btrfs {
         if let Some(image) = b.loop_file.as_ref().filter(|f| !f.exists()) {
