@@ -159,6 +159,11 @@ pub struct PublishArgs {
     /// Go back to the snapshot published before the current one (give TREE only).
     #[arg(long)]
     pub rollback: bool,
+    /// Publish even though the snapshot holds secrets every client would read
+    /// (SSH host keys, munge.key, krb5.keytab, TLS keys, password hashes);
+    /// the journal records which. See [publish.allow_secrets] for a lasting choice.
+    #[arg(long)]
+    pub allow_secrets: bool,
 }
 
 /// `sidus unpublish`
@@ -208,6 +213,11 @@ pub struct InitArgs {
     /// lvm: the thin pool in the volume group.
     #[arg(long, value_name = "POOL")]
     pub thinpool: Option<String>,
+    /// Who may mount published trees: addresses, networks (10.0.0.0/24), host
+    /// names (*.cluster) or @netgroups, written as [publish] clients. Until it is
+    /// set, publish refuses.
+    #[arg(long, value_name = "NET", num_args = 1.., value_delimiter = ',')]
+    pub clients: Vec<String>,
 }
 
 /// `sidus create`

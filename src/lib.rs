@@ -180,6 +180,12 @@ pub fn run() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // State, exports and boot files are read by nfsd, tftpd and nodes, and a
+    // tree's files by every node: none may be writable by group or others, nor
+    // unreadable to them, because of the umask of the shell sidus was started
+    // from (000, or 077). The writers set their modes too; this also covers the
+    // tools sidus runs (mkfs, btrfs, zfs, mount helpers) and `sidus run`.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     completion::answer_if_asked();
     let json = asks_for_json(std::env::args_os());
     let cli = match cli::try_parse() {

@@ -2,7 +2,8 @@
 
 use crate::cli::{PublishArgs, UnpublishArgs};
 use crate::output::{escape, json as print_json, or_dash, table};
-use crate::publish::{node, ops, restore as restore_mod, status as status_mod};
+use crate::publish::secrets::{self, SecretsFound};
+use crate::publish::{clients_policy, node, ops, restore as restore_mod, status as status_mod};
 use crate::store::Store;
 use crate::trees;
 use crate::UsageError;
@@ -16,8 +17,39 @@ fn note(applied: crate::publish::system::Applied, store: &Store) {
     }
 }
 
+/// `publish --json`: what was published, and what to warn about.
+#[derive(serde::Serialize)]
+struct PublishOut<'a> {
+    #[serde(flatten)]
+    published: &'a ops::Published,
+    /// The `clients` warnings of [`clients_policy::world_warnings`].
+    warnings: Vec<String>,
+}
+
+/// A refusal for secrets carries the secrets it names, so `--json` prints
+/// them in the one error document.
+fn with_secrets(e: anyhow::Error) -> anyhow::Error {
+    let Some(found) = e.downcast_ref::<SecretsFound>() else {
+        return e;
+    };
+    let value = serde_json::json!({
+        "tree": found.tree,
+        "id": found.id,
+        "secrets": found.secrets,
+    });
+    crate::WithDetail {
+        error: e,
+        key: "refused",
+        value,
+    }
+    .into()
+}
+
 pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     let start = Instant::now();
+    for w in clients_policy::world_warnings(&store.config.publish()) {
+        eprintln!("sidus: warning: {w}");
+    }
     if a.rollback && a.target.reference.is_some() {
         return Err(UsageError(format!(
             "--rollback goes back to the previously published snapshot: give the tree only ({}), not {}",
@@ -30,17 +62,38 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     } else {
         "publish"
     };
-    let p = store.journaled(action, Some(&a.target.tree), || {
-        let p = if a.rollback {
-            ops::rollback(store, &a.target.tree, start)?
+    let p = store
+        .journaled(action, Some(&a.target.tree), || {
+            let p = if a.rollback {
+                ops::rollback(store, &a.target.tree, start, a.allow_secrets)?
+            } else {
+                ops::publish(store, &a.target, start, a.allow_secrets)?
+            };
+            if let Some(n) = secrets::journal_note(&p.secrets) {
+                store.note_outcome(n);
+            }
+            let ids = vec![p.id.to_string()];
+            Ok((p, ids))
+        })
+        .map_err(with_secrets)?;
+    for s in &p.secrets {
+        // A one-off flag is warned about; the config's list is a lasting choice.
+        let by = s.allowed_by.as_deref().unwrap_or_default();
+        let level = if by == "--allow-secrets" {
+            "warning"
         } else {
-            ops::publish(store, &a.target, start)?
+            "note"
         };
-        let ids = vec![p.id.to_string()];
-        Ok((p, ids))
-    })?;
+        eprintln!(
+            "sidus: {level}: {}@{} shares {} ({}) with every client: allowed by {by}",
+            p.tree, p.id, s.path, s.what
+        );
+    }
     if json {
-        print_json(&p);
+        print_json(&PublishOut {
+            published: &p,
+            warnings: clients_policy::world_warnings(&store.config.publish()),
+        });
         return Ok(());
     }
     note(p.exports, store);
@@ -104,6 +157,9 @@ pub fn status(store: &Store, json: bool, tree: Option<&TreeName>) -> Result<()> 
         trees::find_tree(store, t)?;
     }
     let s = status_mod::status(store, tree)?;
+    for w in &s.warnings {
+        eprintln!("sidus: warning: {w}");
+    }
     if json {
         print_json(&s);
         return Ok(());

@@ -89,7 +89,7 @@ pub fn ensure_served<'a>(
         return Ok(target);
     }
     if !target.exists() {
-        std::fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
+        crate::state::atomic::create_dir_all(&target)?;
         let t = target.clone();
         undo.push(format!("remove {}", t.display()), move || {
             std::fs::remove_dir(&t).with_context(|| format!("remove {}", t.display()))

@@ -4,7 +4,8 @@
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A held tree lock; released on drop.
@@ -13,19 +14,27 @@ pub struct TreeLock {
     _lock: Flock<File>,
 }
 
+/// Opens (creating) the lock file of `name`: the directory 0755 and the file
+/// 0644, whatever the umask, so no other user can take or break a lock.
+fn open_lock_file(state_dir: &Path, name: &str) -> Result<(File, PathBuf)> {
+    let dir = state_dir.join("locks");
+    crate::state::atomic::create_dir_all(&dir)?;
+    let path = dir.join(format!("{name}.lock"));
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .open(&path)
+        .with_context(|| format!("open lock {}", path.display()))
+        .map(|f| (f, path))
+}
+
 impl TreeLock {
     /// Takes the writer lock of `tree`, waiting up to `timeout` for another writer.
     pub fn acquire(state_dir: &Path, tree: &str, timeout: Duration) -> Result<TreeLock> {
-        let dir = state_dir.join("locks");
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let path = dir.join(format!("{tree}.lock"));
+        let (mut file, path) = open_lock_file(state_dir, tree)?;
         let start = Instant::now();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("open lock {}", path.display()))?;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(TreeLock { _lock: lock }),
@@ -48,15 +57,7 @@ impl TreeLock {
 impl TreeLock {
     /// Takes the lock of `name` if it is free now; `None` when another holds it.
     pub fn try_acquire(state_dir: &Path, name: &str) -> Result<Option<TreeLock>> {
-        let dir = state_dir.join("locks");
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let path = dir.join(format!("{name}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("open lock {}", path.display()))?;
+        let (file, path) = open_lock_file(state_dir, name)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Some(TreeLock { _lock: lock })),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

@@ -22,6 +22,7 @@ use crate::{
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
@@ -65,8 +66,17 @@ impl Btrfs {
             )));
         }
         if let Some(dir) = file.parent() {
-            fs::create_dir_all(dir).map_err(|e| BackendError::io("create directory", dir, e))?;
+            crate::durable::create_dir_all(dir)
+                .map_err(|e| BackendError::io("create directory", dir, e))?;
         }
+        // 0600: the image holds every tree, /etc/shadow and host keys included.
+        let made = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .and_then(|f| f.set_permissions(fs::Permissions::from_mode(0o600)));
+        made.map_err(|e| BackendError::io("create", file, e))?;
         let result = self
             .runner
             .run(&argv!["truncate", "-s", size, file])
@@ -277,7 +287,7 @@ impl Backend for Btrfs {
 
     fn init_store(&self) -> Result<()> {
         if !self.root.exists() {
-            fs::create_dir_all(&self.root)
+            crate::durable::create_dir_all(&self.root)
                 .map_err(|e| BackendError::io("create", &self.root, e))?;
         }
         self.open()?;
@@ -286,7 +296,8 @@ impl Backend for Btrfs {
             self.root.join("snapshots"),
             self.state_dir(),
         ] {
-            fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
+            crate::durable::create_dir_all(&dir)
+                .map_err(|e| BackendError::io("create", &dir, e))?;
         }
         Ok(())
     }
@@ -307,7 +318,8 @@ impl Backend for Btrfs {
                 file.display()
             )));
         }
-        fs::create_dir_all(&self.root).map_err(|e| BackendError::io("create", &self.root, e))?;
+        crate::durable::create_dir_all(&self.root)
+            .map_err(|e| BackendError::io("create", &self.root, e))?;
         self.runner
             .run(&argv!["mount", "-o", "loop", file, &self.root])
             .map_err(|e| {
@@ -398,7 +410,8 @@ impl Backend for Btrfs {
             return Err(BackendError::TreeExists(tree.clone()));
         }
         let snaps = self.snaps_dir(tree);
-        fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
+        crate::durable::create_dir_all(&snaps)
+            .map_err(|e| BackendError::io("create", &snaps, e))?;
         // A new tree has no origin, whatever record an older tree of this name left.
         let record = self.tree_file(tree);
         crate::durable::remove_durable(&record)
@@ -511,7 +524,8 @@ impl Backend for Btrfs {
             return Err(BackendError::TreeExists(new.clone()));
         }
         let snaps = self.snaps_dir(new);
-        fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
+        crate::durable::create_dir_all(&snaps)
+            .map_err(|e| BackendError::io("create", &snaps, e))?;
         let origin = Origin {
             tree: tree.clone(),
             id: id.clone(),

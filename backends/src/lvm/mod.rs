@@ -313,7 +313,8 @@ impl Backend for Lvm {
             self.mount_root.join("trees"),
             self.mount_root.join("snapshots"),
         ] {
-            std::fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
+            crate::durable::create_dir_all(&dir)
+                .map_err(|e| BackendError::io("create", &dir, e))?;
         }
         Ok(())
     }

@@ -37,7 +37,8 @@ impl Lvm {
 
     /// Mounts active LV `name` at `target`, creating the directory.
     pub(super) fn mount(&self, name: &str, target: &Path, options: &str) -> Result<()> {
-        std::fs::create_dir_all(target).map_err(|e| BackendError::io("create", target, e))?;
+        crate::durable::create_dir_all(target)
+            .map_err(|e| BackendError::io("create", target, e))?;
         self.runner
             .run(&argv![
                 "mount",

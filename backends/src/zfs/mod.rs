@@ -483,7 +483,7 @@ impl Backend for Zfs {
             }
         }
         let state = self.state_dir();
-        fs::create_dir_all(&state).map_err(|e| BackendError::io("create", &state, e))
+        crate::durable::create_dir_all(&state).map_err(|e| BackendError::io("create", &state, e))
     }
 
     fn open(&self) -> Result<()> {
