@@ -169,11 +169,14 @@ fn documented_keys(page: &str) -> BTreeSet<String> {
             }
         } else if line == ".TP" {
             let entry = lines.next().unwrap_or_default();
-            let word = entry
+            // `\fITREE\fR = [...]`: an entry of a table of free-form names.
+            let word = if entry.starts_with("\\fI") { Some("*") } else { None };
+            let word = word
+                .or_else(|| entry
                 .strip_prefix(".B ")
                 .or_else(|| entry.strip_prefix(".BR "))
                 .and_then(|r| r.split_whitespace().next())
-                .or_else(|| entry.strip_prefix("\\fB").and_then(|r| r.split("\\fR").next()))
+                .or_else(|| entry.strip_prefix("\\fB").and_then(|r| r.split("\\fR").next())))
                 .unwrap_or_else(|| panic!("entry {entry:?} does not start with a bold key"));
             let key = word.replace("\\-", "-").replace("\\(**", "*").replace("\\fI", "").replace("\\fR", "");
             keys.insert(if table.is_empty() { key } else { format!("{table}.{key}") });

@@ -15,8 +15,9 @@ step "dpkg -L sidus: man pages, completions, unit"
 files=$(dpkg -L sidus)
 echo "$files"
 for f in /usr/sbin/sidus \
-    /usr/share/man/man1/sidus.1.gz \
-    /usr/share/man/man1/sidus-restore.1.gz \
+    /usr/share/man/man8/sidus.8.gz \
+    /usr/share/man/man8/sidus-restore.8.gz \
+    /usr/share/man/man5/sidus.toml.5.gz \
     /usr/share/bash-completion/completions/sidus \
     /usr/share/zsh/vendor-completions/_sidus \
     /usr/share/fish/vendor_completions.d/sidus.fish \
@@ -28,7 +29,15 @@ for f in /usr/sbin/sidus \
 done
 pages=$(grep -c '^/usr/share/man/man[0-9]/sidus.*\.gz$' <<<"$files")
 (( pages >= 20 )) || fail "only $pages man pages in the package"
-gzip -t /usr/share/man/man1/sidus.1.gz
+gzip -t /usr/share/man/man8/sidus.8.gz
+if command -v man >/dev/null; then
+    page=$(MANWIDTH=80 man sidus-publish 2>&1)
+    assert_contains "$page" "sidus publish [OPTIONS] TREE[@REF]" "man sidus-publish: synopsis"
+    assert_contains "$page" "EXAMPLES" "man sidus-publish"
+    assert_contains "$(man -w sidus.toml)" /usr/share/man/man5/sidus.toml.5.gz "man -w sidus.toml"
+else
+    echo "no man in the image: the pages are checked by the unit tests (src/man/tests.rs)"
+fi
 
 step "the unit runs the packaged sidus and is enabled"
 unit=/usr/lib/systemd/system/sidus-restore.service
