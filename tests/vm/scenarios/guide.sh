@@ -1,0 +1,121 @@
+# backends: btrfs zfs lvm
+# The README's guide, run as written: every ```sh block after a
+# `<!-- guide -->` line (or `<!-- guide: BACKEND -->` for this backend) of the
+# installed /usr/share/doc/sidus/README.md, in order, each in its own
+# `bash -euo pipefail`, with the default config /etc/sidus/sidus.toml. Blocks
+# marked `<!-- guide: skip: WHY -->` are listed with their reason; a ```sh
+# block of the guide without a marker fails the scenario.
+#
+# What a site already has is set up first: the ZFS pool `tank` or the volume
+# group `vg0` with the thin pool `pool` (on the test disk), and an NFS root
+# /srv/nfsroot. That root is a small stand-in for a Debian tree (dash and its
+# libraries, a kernel file, initramfs-tools' directory and a stub
+# update-initramfs that writes an initrd): netboot.sh boots a real one.
+
+# The site's names, as the guide spells them (teardown_store uses these).
+ZPOOL=tank
+VG=vg0
+THINPOOL=pool
+unset SIDUS_CONFIG
+config=/etc/sidus/sidus.toml
+readme=/usr/share/doc/sidus/README.md
+
+cleanup() {
+    set +e
+    # Published snapshots and snapshot views first, then the store itself.
+    for m in $(findmnt -rn -o TARGET | grep -E '^/(srv/sidus|var/lib/sidus)(/|$)' | sort -r); do
+        umount -l "$m"
+    done
+    if [[ $SIDUS_TEST_BACKEND == btrfs ]]; then
+        losetup -j /var/lib/sidus/store.img -O NAME -n | xargs -r -n1 losetup -d
+        rm -f /var/lib/sidus/store.img
+    fi
+    rm -f /etc/exports.d/sidus.exports
+    exportfs -ra
+    teardown_store
+    rm -rf /etc/sidus /srv/nfsroot /srv/sidus /srv/tftp /var/tmp/compute-paper-2026.tar
+}
+trap cleanup EXIT
+
+[[ -f $readme ]] || fail "the package installed no $readme"
+[[ ! -e $config ]] || fail "$config exists before the guide's init"
+
+step "the site: storage and an NFS root"
+case $SIDUS_TEST_BACKEND in
+zfs) zpool create -f -O mountpoint=none tank "$(disk zfsdisk)" ;;
+lvm)
+    d=$(disk lvmdisk)
+    pvcreate -ff -y "$d" >/dev/null
+    vgcreate vg0 "$d" >/dev/null
+    lvcreate -y --type thin-pool -L "$THINPOOL_SIZE" -n pool vg0 >/dev/null
+    ;;
+btrfs) ;; # `sidus init` makes its loop image
+esac
+root=/srv/nfsroot
+rm -rf "$root"
+mkdir -p "$root"/{bin,boot,etc,tmp,usr/sbin,usr/share/initramfs-tools,var/tmp}
+cp /usr/bin/dash "$root/bin/sh"
+for lib in $(ldd /usr/bin/dash | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+echo "stand-in kernel" >"$root/boot/vmlinuz-6.1.0-26-amd64"
+cat >"$root/usr/sbin/update-initramfs" <<'EOF'
+#!/bin/sh
+# Stand-in for initramfs-tools' update-initramfs (tests/vm/scenarios/guide.sh).
+for k in /boot/vmlinuz-*; do
+    echo "initrd of ${k#/boot/vmlinuz-}, with $(ls /etc/initramfs-tools/scripts/init-bottom)" \
+        >"/boot/initrd.img-${k#/boot/vmlinuz-}"
+done
+EOF
+chmod 755 "$root/usr/sbin/update-initramfs"
+echo "compute" >"$root/etc/hostname"
+
+step "the guide's blocks from $readme"
+# One file per block: MARKER on its first line, the block after it.
+blocks=/tmp/guide-blocks
+rm -rf "$blocks" && mkdir -p "$blocks"
+awk -v dir="$blocks" '
+    /^## Guide/ { in_guide = 1; next }
+    in_guide && /^## / { in_guide = 0 }
+    !in_guide { next }
+    /^<!-- guide(: .*)? -->$/ {
+        m = $0; sub(/^<!-- guide/, "", m); sub(/-->$/, "", m); sub(/^: */, "", m); sub(/ *$/, "", m)
+        marker = m; marked = 1; next
+    }
+    /^```sh$/ {
+        n++; file = sprintf("%s/%02d", dir, n)
+        print (marked ? "marker " marker : "unmarked") >file
+        marked = 0; marker = ""; in_block = 1; next
+    }
+    in_block && /^```$/ { in_block = 0; close(file); next }
+    in_block { print >file }
+' "$readme"
+ran=0 skipped=0
+for f in "$blocks"/*; do
+    head=$(head -n 1 "$f")
+    [[ $head != unmarked ]] || fail "guide block ${f##*/} has no <!-- guide --> marker: $(sed -n 2p "$f")"
+    marker=${head#marker }
+    case $marker in
+    "") ;;
+    skip:*) echo "guide block ${f##*/} not run here (${marker#skip: }): $(sed -n 2p "$f")"; skipped=$((skipped + 1)); continue ;;
+    btrfs | zfs | lvm) [[ $marker == "$SIDUS_TEST_BACKEND" ]] || continue ;;
+    *) fail "guide block ${f##*/}: unknown marker '$marker'" ;;
+    esac
+    step "guide block ${f##*/}"
+    tail -n +2 "$f" | sed 's/^/  $ /'
+    tail -n +2 "$f" >"$f.sh"
+    bash -euo pipefail "$f.sh" || fail "guide block ${f##*/} failed (above)"
+    ran=$((ran + 1))
+done
+echo "guide: ran $ran blocks on $SIDUS_TEST_BACKEND, $skipped not runnable in the VM"
+((ran >= 8)) || fail "only $ran guide blocks ran: did the markers change?"
+
+step "what the guide left: a published, pinned, pruned tree"
+assert_contains "$(cat /srv/tftp/sidus/compute.ipxe)" "nfsroot=10.0.0.1:/srv/sidus/compute/"
+assert_contains "$(cat /etc/exports.d/sidus.exports)" "10.0.0.0/24(ro"
+assert_contains "$(sidus pins compute)" paper-2026
+[[ -s /var/tmp/compute-paper-2026.tar ]] || fail "the export wrote nothing"
+published=$(sidus --json status compute | jq -r '.trees[0].current')
+[[ -n $published ]] || fail "nothing current in sidus status --json"
+assert_contains "$(cat "$(sidus path "compute@$published")/boot/initrd.img-6.1.0-26-amd64")" "initrd of 6.1.0-26-amd64, with sidus"
