@@ -159,7 +159,10 @@ struct Fields<'a> {
 impl<'de> de::MapAccess<'de> for Fields<'_> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         let Some(&field) = self.fields.next() else {
             return Ok(None);
         };
@@ -194,6 +197,9 @@ mod tests {
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
         }
-        assert!(!keys.iter().any(|x| x == "btrfs" || x == "publish"), "{keys:?}");
+        assert!(
+            !keys.iter().any(|x| x == "btrfs" || x == "publish"),
+            "{keys:?}"
+        );
     }
 }

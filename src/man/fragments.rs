@@ -41,7 +41,8 @@ impl Fragment {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fragment::default()),
             Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
         };
-        let mut f = Fragment::parse(&text).with_context(|| format!("man fragment {}", path.display()))?;
+        let mut f =
+            Fragment::parse(&text).with_context(|| format!("man fragment {}", path.display()))?;
         f.exists = true;
         Ok(f)
     }
@@ -53,7 +54,10 @@ impl Fragment {
             if let Some(head) = line.strip_prefix(".SH ") {
                 let head = head.trim().trim_matches('"').to_string();
                 if !SECTIONS.contains(&head.as_str()) {
-                    bail!("line {}: section {head:?} is not one of {SECTIONS:?}", n + 1);
+                    bail!(
+                        "line {}: section {head:?} is not one of {SECTIONS:?}",
+                        n + 1
+                    );
                 }
                 if sections.iter().any(|(h, _)| *h == head) {
                     bail!("line {}: section {head:?} appears twice", n + 1);
@@ -92,7 +96,10 @@ mod tests {
 
     #[test]
     fn sections_split_at_sh_lines() {
-        let f = Fragment::parse(".\\\" comment\n.SH EXAMPLES\n.EX\nsidus list\n.EE\n.SH \"SEE ALSO\"\n.BR zfs (8)\n").unwrap();
+        let f = Fragment::parse(
+            ".\\\" comment\n.SH EXAMPLES\n.EX\nsidus list\n.EE\n.SH \"SEE ALSO\"\n.BR zfs (8)\n",
+        )
+        .unwrap();
         assert_eq!(f.get("EXAMPLES"), Some(".EX\nsidus list\n.EE\n"));
         assert_eq!(f.get("SEE ALSO"), Some(".BR zfs (8)\n"));
         assert_eq!(f.get("FILES"), None);

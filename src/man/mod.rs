@@ -203,10 +203,16 @@ fn synopsis(cmd: &clap::Command, sub: Option<&str>) -> String {
         None => "\\fBsidus\\fR".into(),
     };
     let args: Vec<_> = cmd.get_arguments().filter(|a| !a.is_hide_set()).collect();
-    if args.iter().any(|a| !a.is_positional() && !a.is_required_set()) {
+    if args
+        .iter()
+        .any(|a| !a.is_positional() && !a.is_required_set())
+    {
         line += " [\\fIOPTIONS\\fR]";
     }
-    for a in args.iter().filter(|a| !a.is_positional() && a.is_required_set()) {
+    for a in args
+        .iter()
+        .filter(|a| !a.is_positional() && a.is_required_set())
+    {
         let flag = match (a.get_short(), a.get_long()) {
             (Some(s), _) => format!("\\-{s}"),
             (None, Some(l)) => format!("\\-\\-{}", escape(l)),

@@ -64,7 +64,10 @@ fn stderr_of(mut cmd: Command) -> Option<String> {
             Some(String::from_utf8_lossy(&out.stderr).into_owned())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("SKIP: {:?} is not installed (apt-get install groff-base man-db)", cmd.get_program());
+            eprintln!(
+                "SKIP: {:?} is not installed (apt-get install groff-base man-db)",
+                cmd.get_program()
+            );
             None
         }
         Err(e) => panic!("{cmd:?}: {e}"),
@@ -86,10 +89,14 @@ fn every_page_renders_without_warnings() {
         let mut groff = Command::new("groff");
         groff.args(["-ww", "-man", "-Tutf8", "-z"]).arg(file);
         let mut man = Command::new("man");
-        man.args(["--warnings", "-l"]).arg(file).env("MANWIDTH", "80");
+        man.args(["--warnings", "-l"])
+            .arg(file)
+            .env("MANWIDTH", "80");
         for cmd in [groff, man] {
             match stderr_of(cmd) {
-                Some(err) if !err.trim().is_empty() => warned.push(format!("{}: {err}", file.display())),
+                Some(err) if !err.trim().is_empty() => {
+                    warned.push(format!("{}: {err}", file.display()))
+                }
                 Some(_) => {}
                 None => return,
             }
@@ -101,7 +108,10 @@ fn every_page_renders_without_warnings() {
 #[test]
 fn every_page_has_exit_status_and_a_synopsis_with_a_space() {
     for (name, text) in pages() {
-        assert!(text.contains("\n.SH \"EXIT STATUS\"\n"), "{name} has no EXIT STATUS");
+        assert!(
+            text.contains("\n.SH \"EXIT STATUS\"\n"),
+            "{name} has no EXIT STATUS"
+        );
         let sub = name
             .strip_suffix(&format!(".{SECTION}"))
             .unwrap()
@@ -110,11 +120,20 @@ fn every_page_has_exit_status_and_a_synopsis_with_a_space() {
             Some(s) => format!(".SH SYNOPSIS\n\\fBsidus {}\\fR", super::escape(s)),
             None => ".SH SYNOPSIS\n\\fBsidus\\fR".into(),
         };
-        assert!(text.contains(&want), "{name}: synopsis does not start {want:?}");
+        assert!(
+            text.contains(&want),
+            "{name}: synopsis does not start {want:?}"
+        );
     }
-    let publish = pages().into_iter().find(|(n, _)| n == "sidus-publish.8").unwrap().1;
+    let publish = pages()
+        .into_iter()
+        .find(|(n, _)| n == "sidus-publish.8")
+        .unwrap()
+        .1;
     assert!(
-        publish.contains(".SH SYNOPSIS\n\\fBsidus publish\\fR [\\fIOPTIONS\\fR] \\fITREE\\fR[@\\fIREF\\fR]\n"),
+        publish.contains(
+            ".SH SYNOPSIS\n\\fBsidus publish\\fR [\\fIOPTIONS\\fR] \\fITREE\\fR[@\\fIREF\\fR]\n"
+        ),
         "{publish}"
     );
 }
@@ -139,13 +158,24 @@ fn references_to_sidus_pages_exist() {
     let pages = pages();
     let names: BTreeSet<String> = pages.iter().map(|(n, _)| n.clone()).collect();
     let config = std::fs::read_to_string(man_dir().join(CONFIG_PAGE)).unwrap();
-    for (name, text) in pages.iter().map(|(n, t)| (n.as_str(), t.as_str())).chain([(CONFIG_PAGE, config.as_str())]) {
+    for (name, text) in pages
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .chain([(CONFIG_PAGE, config.as_str())])
+    {
         for line in text.lines() {
-            let Some(rest) = line.strip_prefix(".BR sidus\\-") else { continue };
-            let Some((page, tail)) = rest.split_once(' ') else { continue };
+            let Some(rest) = line.strip_prefix(".BR sidus\\-") else {
+                continue;
+            };
+            let Some((page, tail)) = rest.split_once(' ') else {
+                continue;
+            };
             if tail.starts_with("(8)") {
                 let file = format!("sidus-{}.8", page.replace("\\-", "-"));
-                assert!(names.contains(&file), "{name} refers to {file}, which is no page");
+                assert!(
+                    names.contains(&file),
+                    "{name} refers to {file}, which is no page"
+                );
             }
         }
     }
@@ -163,23 +193,46 @@ fn documented_keys(page: &str) -> BTreeSet<String> {
             in_settings = head == "SETTINGS";
         } else if !in_settings {
         } else if let Some(head) = line.strip_prefix(".SS ") {
-            table = head.trim().trim_matches('"').trim_start_matches('[').trim_end_matches(']').to_string();
+            table = head
+                .trim()
+                .trim_matches('"')
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
             if table.contains(' ') {
                 table.clear(); // "Top level"
             }
         } else if line == ".TP" {
             let entry = lines.next().unwrap_or_default();
             // `\fITREE\fR = [...]`: an entry of a table of free-form names.
-            let word = if entry.starts_with("\\fI") { Some("*") } else { None };
+            let word = if entry.starts_with("\\fI") {
+                Some("*")
+            } else {
+                None
+            };
             let word = word
-                .or_else(|| entry
-                .strip_prefix(".B ")
-                .or_else(|| entry.strip_prefix(".BR "))
-                .and_then(|r| r.split_whitespace().next())
-                .or_else(|| entry.strip_prefix("\\fB").and_then(|r| r.split("\\fR").next())))
+                .or_else(|| {
+                    entry
+                        .strip_prefix(".B ")
+                        .or_else(|| entry.strip_prefix(".BR "))
+                        .and_then(|r| r.split_whitespace().next())
+                        .or_else(|| {
+                            entry
+                                .strip_prefix("\\fB")
+                                .and_then(|r| r.split("\\fR").next())
+                        })
+                })
                 .unwrap_or_else(|| panic!("entry {entry:?} does not start with a bold key"));
-            let key = word.replace("\\-", "-").replace("\\(**", "*").replace("\\fI", "").replace("\\fR", "");
-            keys.insert(if table.is_empty() { key } else { format!("{table}.{key}") });
+            let key = word
+                .replace("\\-", "-")
+                .replace("\\(**", "*")
+                .replace("\\fI", "")
+                .replace("\\fR", "");
+            keys.insert(if table.is_empty() {
+                key
+            } else {
+                format!("{table}.{key}")
+            });
         }
     }
     keys

@@ -16,8 +16,9 @@
 ZPOOL=tank
 VG=vg0
 THINPOOL=pool
-unset SIDUS_CONFIG
-config=/etc/sidus/sidus.toml
+# The default path, which the guide's commands read when SIDUS_CONFIG is unset.
+export SIDUS_CONFIG=/etc/sidus/sidus.toml
+config=$SIDUS_CONFIG
 readme=/usr/share/doc/sidus/README.md
 
 cleanup() {
@@ -32,8 +33,9 @@ cleanup() {
     fi
     rm -f /etc/exports.d/sidus.exports
     exportfs -ra
+    rm -rf /etc/sidus
     teardown_store
-    rm -rf /etc/sidus /srv/nfsroot /srv/sidus /srv/tftp /var/tmp/compute-paper-2026.tar
+    rm -rf /srv/nfsroot /srv/sidus /srv/tftp /var/tmp/compute-paper-2026.tar
 }
 trap cleanup EXIT
 
@@ -63,9 +65,10 @@ echo "stand-in kernel" >"$root/boot/vmlinuz-6.1.0-26-amd64"
 cat >"$root/usr/sbin/update-initramfs" <<'EOF'
 #!/bin/sh
 # Stand-in for initramfs-tools' update-initramfs (tests/vm/scenarios/guide.sh).
+overlay=none
+[ -e /etc/initramfs-tools/scripts/init-bottom/sidus ] && overlay=sidus
 for k in /boot/vmlinuz-*; do
-    echo "initrd of ${k#/boot/vmlinuz-}, with $(ls /etc/initramfs-tools/scripts/init-bottom)" \
-        >"/boot/initrd.img-${k#/boot/vmlinuz-}"
+    echo "initrd of ${k#/boot/vmlinuz-}, overlay $overlay" >"/boot/initrd.img-${k#/boot/vmlinuz-}"
 done
 EOF
 chmod 755 "$root/usr/sbin/update-initramfs"
@@ -109,7 +112,7 @@ for f in "$blocks"/*; do
     ran=$((ran + 1))
 done
 echo "guide: ran $ran blocks on $SIDUS_TEST_BACKEND, $skipped not runnable in the VM"
-((ran >= 8)) || fail "only $ran guide blocks ran: did the markers change?"
+((ran >= 7)) || fail "only $ran guide blocks ran: did the markers change?"
 
 step "what the guide left: a published, pinned, pruned tree"
 assert_contains "$(cat /srv/tftp/sidus/compute.ipxe)" "nfsroot=10.0.0.1:/srv/sidus/compute/"
@@ -118,4 +121,4 @@ assert_contains "$(sidus pins compute)" paper-2026
 [[ -s /var/tmp/compute-paper-2026.tar ]] || fail "the export wrote nothing"
 published=$(sidus --json status compute | jq -r '.trees[0].current')
 [[ -n $published ]] || fail "nothing current in sidus status --json"
-assert_contains "$(cat "$(sidus path "compute@$published")/boot/initrd.img-6.1.0-26-amd64")" "initrd of 6.1.0-26-amd64, with sidus"
+assert_contains "$(cat "$(sidus path "compute@$published")/boot/initrd.img-6.1.0-26-amd64")" "initrd of 6.1.0-26-amd64, overlay sidus"
