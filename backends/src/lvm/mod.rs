@@ -14,6 +14,7 @@
 //! holds is read from its tags (see [`tags`]).
 
 mod errors;
+mod leftovers;
 mod mountinfo;
 mod mounts;
 mod naming;
@@ -273,6 +274,14 @@ impl Backend for Lvm {
 
     fn forget_cached(&self) {
         self.cached_lvs().take();
+    }
+
+    fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
+        self.recover_tree(tree)
+    }
+
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
     }
 
     fn capabilities(&self) -> Capabilities {

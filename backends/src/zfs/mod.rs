@@ -16,6 +16,7 @@
 //! target, swaps the clone in by renames and promotes it, so snapshots newer
 //! than the target stay listed and usable.
 
+mod leftovers;
 mod mounts;
 mod props;
 
@@ -451,6 +452,14 @@ impl Backend for Zfs {
             native_diff: true,
             pool_usage: false,
         }
+    }
+
+    fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
+        self.recover_tree(tree)
+    }
+
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
     }
 
     fn init_store(&self) -> Result<()> {
