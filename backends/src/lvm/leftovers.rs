@@ -28,10 +28,12 @@ impl Lvm {
             return Ok(Vec::new());
         }
         if Self::find(&lvs, Role::Working, tree).is_some() {
-            self.clear_leftovers(&lvs, tree)?;
-            Ok(vec![format!(
-                "removed the copies an interrupted rollback of '{tree}' left"
-            )])
+            // They hold no data: failing to remove them (an admin mounted
+            // one) must not stop the tree's writers; doctor keeps naming them.
+            Ok(vec![match self.clear_leftovers(&lvs, tree) {
+                Ok(()) => format!("removed the copies an interrupted rollback of '{tree}' left"),
+                Err(e) => format!("could not remove what an interrupted rollback left: {e}"),
+            }])
         } else if self.recover_swaps(&lvs)? {
             Ok(vec![format!(
                 "finished the rollback of '{tree}' cut between its renames"
