@@ -13,6 +13,7 @@
 //! [`sandbox`] (mounts, processes, diversions), [`journal`], [`publish`],
 //! [`modes`]; [`repair`] carries the fixes out.
 
+mod fixes;
 mod intents;
 mod journal;
 mod leftovers;
