@@ -107,6 +107,9 @@ pub enum Command {
     Shell(ShellArgs),
     /// Upgrade a tree's packages (apt-get update, then full-upgrade) as one run.
     Update(UpdateArgs),
+    /// List the failpoints crash tests can make sidus die at (SIDUS_FAILPOINT=NAME).
+    #[command(hide = true)]
+    Failpoints,
 }
 
 /// `sidus publish`

@@ -137,7 +137,7 @@ impl Store {
     /// lock, we know the process that wrote any intent found is gone.
     pub fn write_lock(&self, tree: &TreeName) -> Result<TreeLock> {
         let lock = self.lock(tree)?;
-        crate::trees::recover::recover_tree(self, tree)?;
+        crate::trees::recover::recover_pending(self, tree)?;
         Ok(lock)
     }
 

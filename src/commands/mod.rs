@@ -32,6 +32,9 @@ pub struct TreeView {
     pub latest: Option<String>,
     /// The snapshot it was cloned from.
     pub origin: Option<Origin>,
+    /// Why its record cannot be read (its origin is then unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// Runs the parsed command line.
@@ -39,11 +42,17 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Init(args) = &cli.command {
         return init::init(&cli, args);
     }
+    if let Command::Failpoints = &cli.command {
+        crate::state::failpoint::ALL
+            .iter()
+            .for_each(|f| println!("{f}"));
+        return Ok(());
+    }
     let config = Config::load(&cli.config)?;
     let store = Store::open(config, Invocation::current())?;
     let json = cli.json;
     match cli.command {
-        Command::Init(_) => unreachable!("handled above"),
+        Command::Init(_) | Command::Failpoints => unreachable!("handled above"),
         Command::Create(a) if a.debootstrap.is_some() => run::create(&store, json, &a),
         Command::Create(a) => write::create(&store, json, &a),
         Command::List => read::list(&store, json),
@@ -91,6 +100,7 @@ pub fn tree_views(store: &Store, only: Option<&TreeName>) -> Result<Vec<TreeView
                 snapshots: count,
                 latest,
                 origin: t.origin,
+                damaged: t.damaged,
                 name: t.name,
             }
         })

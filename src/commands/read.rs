@@ -11,6 +11,13 @@ use sidus_backends::{Snapshot, TreeName};
 
 pub fn list(store: &Store, json: bool) -> Result<()> {
     let views = tree_views(store, None)?;
+    for v in views.iter().filter(|v| v.damaged.is_some()) {
+        eprintln!(
+            "sidus: warning: tree '{}': its origin is unknown: {} (see `sidus doctor {0}`)",
+            v.name,
+            v.damaged.as_deref().unwrap_or_default()
+        );
+    }
     if json {
         print_json(&views);
         return Ok(());
@@ -18,12 +25,16 @@ pub fn list(store: &Store, json: bool) -> Result<()> {
     let rows = views
         .into_iter()
         .map(|v| {
+            let origin = match (&v.origin, &v.damaged) {
+                (None, Some(_)) => "(damaged record)".to_string(),
+                _ => or_dash(v.origin),
+            };
             vec![
                 v.name.to_string(),
                 v.backend.to_string(),
                 v.snapshots.to_string(),
                 or_dash(v.latest),
-                or_dash(v.origin),
+                origin,
                 v.path.display().to_string(),
             ]
         })

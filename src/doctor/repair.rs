@@ -117,6 +117,11 @@ pub fn run(store: &Store, problems: &[super::Problem]) -> Vec<String> {
 /// Opens `tree` for writing (recovery runs), then fixes what a run left.
 fn repair_tree(store: &Store, tree: &TreeName, acts: &[&Action]) -> Result<String> {
     let _lock = store.write_lock(tree)?;
+    if acts.iter().any(|a| matches!(a, Action::Settle(_))) {
+        // Also with no intent left: the backend's leftovers (of an older
+        // sidus, or made by hand) are settled the same way.
+        crate::trees::recover::recover_tree(store, tree)?;
+    }
     let mut done = Vec::new();
     if acts.iter().any(|a| {
         matches!(

@@ -190,9 +190,12 @@ pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Resul
         }
     }
     steps::write_exports(&mut keep, &cfg, &state)?;
-    Ok(Recovered::Undone(format!(
-        "its boot entries do not name {tree}@{id}: nodes still boot what they booted before"
-    )))
+    Ok(Recovered::Failed(
+        format!(
+            "its boot entries do not name {tree}@{id}: nodes still boot what they booted before"
+        ),
+        vec![],
+    ))
 }
 
 /// What an unpublish did.

@@ -27,3 +27,51 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub fn create_dir_all(dir: &Path) -> Result<()> {
     durable::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Files that replace files by other means than [`super::write_atomic`],
+    /// and why none of them writes sidus's state.
+    const OTHER_RENAMES: &[(&str, &str)] = &[
+        ("backends/src/durable.rs", "the one routine itself"),
+        (
+            "backends/src/fsutil.rs",
+            "btrfs snapshot sidecars, made durable by the snapshot's own commit",
+        ),
+        (
+            "src/publish/system.rs",
+            "a kernel and initrd copy renamed in as one directory",
+        ),
+        (
+            "src/publish/intree.rs",
+            "files inside a tree, through a directory handle rooted in it",
+        ),
+    ];
+
+    #[test]
+    fn state_files_have_one_writer() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut found = Vec::new();
+        let mut dirs = vec![root.join("src"), root.join("backends/src")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&p).unwrap();
+                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                // (renameat_with, the run's wrappers inside a tree, is not a file write.)
+                if code.contains("fs::rename(") || code.contains("renameat(") {
+                    let rel = p.strip_prefix(root).unwrap().display().to_string();
+                    found.push(rel);
+                }
+            }
+        }
+        found.sort();
+        let mut allowed: Vec<String> = OTHER_RENAMES.iter().map(|(f, _)| f.to_string()).collect();
+        allowed.sort();
+        assert_eq!(found, allowed);
+    }
+}

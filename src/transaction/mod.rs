@@ -15,7 +15,7 @@ use crate::sandbox::{self, purge::purge, wrappers, Resolv, Spec};
 use crate::state::failpoint;
 use crate::state::intent::{Change, Slot};
 use crate::state::journal::Entry;
-use crate::store::Store;
+use crate::store::{Invocation, Store};
 use crate::trees::{make_snapshot, take_snapshot, RunFacts};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -171,7 +171,8 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         report.warnings = warnings;
     } else {
         drop(root);
-        roll_back(store, &record, &format!("`{}` {outcome}", record.command))?;
+        let why = format!("`{}` {outcome}", record.command);
+        roll_back(store, &record, &why, &store.invocation)?;
         report.rolled_back = true;
     }
     Ok(report)
@@ -219,8 +220,9 @@ fn keep(
     Ok((post, warnings))
 }
 
-/// Puts the tree back to the run's `pre` snapshot, and journals it.
-fn roll_back(store: &Store, record: &Record, why: &str) -> Result<()> {
+/// Puts the tree back to the run's `pre` snapshot, and journals it as done by
+/// `who` (the run's own command line, also when recovery does it).
+fn roll_back(store: &Store, record: &Record, why: &str, who: &Invocation) -> Result<()> {
     store
         .backend
         .replace_working(&record.tree, &record.pre)
@@ -230,30 +232,19 @@ fn roll_back(store: &Store, record: &Record, why: &str) -> Result<()> {
                 record.tree, record.pre
             )
         })?;
-    journal(
-        store,
-        "rollback",
-        &record.tree,
-        vec![record.pre.to_string()],
-        format!("ok: {why}, rolled back to pre"),
-    );
-    Ok(())
-}
-
-/// Appends a journal entry; a run's outcome matters more than its journaling,
-/// so a failure here is only logged.
-fn journal(store: &Store, action: &str, tree: &TreeName, snapshots: Vec<String>, outcome: String) {
     let entry = Entry {
         time: chrono::Utc::now(),
-        user: store.invocation.user.clone(),
-        command: store.invocation.command.clone(),
-        action: action.to_string(),
-        tree: Some(tree.to_string()),
-        snapshots,
-        outcome,
+        user: who.user.clone(),
+        command: who.command.clone(),
+        action: "rollback".into(),
+        tree: Some(record.tree.to_string()),
+        snapshots: vec![record.pre.to_string()],
+        outcome: format!("ok: {why}, rolled back to pre"),
         intent: None,
     };
+    // A run's outcome matters more than this entry: a failure is only logged.
     if let Err(e) = store.journal.append(&entry) {
         log::warn!("{e:#}");
     }
+    Ok(())
 }

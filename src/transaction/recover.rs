@@ -5,7 +5,8 @@
 use super::{keep, roll_back, OnFailure, Phase, Record};
 use crate::sandbox::mounts;
 use crate::sandbox::paths::TreeRoot;
-use crate::store::Store;
+use crate::state::intent::Intent;
+use crate::store::{Invocation, Store};
 use crate::trees::recover::Recovered;
 use anyhow::{Context, Result};
 use sidus_backends::SnapshotKind;
@@ -17,10 +18,13 @@ const GRACE: Duration = Duration::from_secs(5);
 /// Finishes a run whose sidus died: kills what it left in the tree, then
 /// keeps the tree (as a post snapshot) or rolls it back to `pre`, as the run's
 /// policy and the command's status say. The caller holds the lock.
-pub fn finish(store: &Store, record: &Record) -> Result<Recovered> {
+pub fn finish(store: &Store, intent: &Intent, record: &Record) -> Result<Recovered> {
     let tree = &record.tree;
     if !store.backend.list_trees()?.iter().any(|t| &t.name == tree) {
-        return Ok(Recovered::Undone("the tree no longer exists".into()));
+        return Ok(Recovered::Failed(
+            "the tree no longer exists".into(),
+            vec![],
+        ));
     }
     let path = store.backend.tree_path(tree)?;
     {
@@ -36,19 +40,25 @@ pub fn finish(store: &Store, record: &Record) -> Result<Recovered> {
     let snaps = store.backend.list_snapshots(Some(tree))?;
     if !snaps.iter().any(|s| s.id == record.pre) {
         // Killed before its pre snapshot was made: nothing had been run.
-        return Ok(Recovered::Undone(format!(
-            "the command had not started (no pre snapshot {})",
-            record.pre
-        )));
+        return Ok(Recovered::Failed(
+            format!(
+                "the command had not started (no pre snapshot {})",
+                record.pre
+            ),
+            vec![],
+        ));
     }
     if let Some(post) = snaps
         .iter()
         .find(|s| s.kind == SnapshotKind::Post && s.pre.as_ref() == Some(&record.pre))
     {
-        return Ok(Recovered::Finished(
-            format!("it had completed (post snapshot {})", post.id),
-            vec![record.pre.to_string(), post.id.to_string()],
-        ));
+        let what = format!("it had completed (post snapshot {})", post.id);
+        let ids = vec![record.pre.to_string(), post.id.to_string()];
+        return Ok(if post.status == Some(0) {
+            Recovered::Finished(what, ids)
+        } else {
+            Recovered::Failed(what, ids)
+        });
     }
     let status = match record.phase {
         Phase::Finished { status } => Some(status),
@@ -65,17 +75,25 @@ pub fn finish(store: &Store, record: &Record) -> Result<Recovered> {
             Some(s) => format!("the command had ended with status {s}"),
             None => "the command was interrupted".into(),
         };
-        Ok(Recovered::Finished(
-            format!("{how}; the tree is kept as post snapshot {}", post.id),
-            vec![record.pre.to_string(), post.id.to_string()],
-        ))
+        let what = format!("{how}; the tree is kept as post snapshot {}", post.id);
+        let ids = vec![record.pre.to_string(), post.id.to_string()];
+        // Journaled as `sidus run` would have: a failure unless the command succeeded.
+        Ok(if status == Some(0) {
+            Recovered::Finished(what, ids)
+        } else {
+            Recovered::Failed(what, ids)
+        })
     } else {
         let why = match status {
             Some(s) => format!("the command had exited with status {s}"),
             None => "the command was interrupted".to_string(),
         };
-        roll_back(store, record, &format!("`{}`: {why}", record.command))?;
-        Ok(Recovered::Finished(
+        let who = Invocation {
+            user: intent.user.clone(),
+            command: intent.command.clone(),
+        };
+        roll_back(store, record, &format!("`{}`: {why}", record.command), &who)?;
+        Ok(Recovered::Failed(
             format!("{why}; the tree is rolled back to {}", record.pre),
             vec![record.pre.to_string()],
         ))

@@ -17,12 +17,33 @@ use sidus_backends::TreeName;
 pub enum Recovered {
     /// The change is complete now: what was done, and the snapshots touched.
     Finished(String, Vec<String>),
-    /// The change was taken back (or had not begun): what was done.
-    Undone(String),
+    /// The change did not land as asked: it was taken back, had not begun,
+    /// or (a run whose command was cut short) ended as a failure; what was
+    /// done, and the snapshots touched.
+    Failed(String, Vec<String>),
 }
 
-/// Finishes or undoes every interrupted change `tree` is part of. The caller
-/// holds `tree`'s lock; recovery takes the other locks a change needs.
+/// What the next writer of `tree` does first: when a change `tree` is part of
+/// was interrupted (an intent is left), the backend's half-done steps are
+/// finished or removed and the change is settled. With no intent (the common
+/// case) it costs a few small file reads and changes nothing: every backend
+/// step that can be cut short runs under an intent.
+pub fn recover_pending(store: &Store, tree: &TreeName) -> Result<()> {
+    let pending = Slot::Tree(tree.clone()).load(store.state_dir())?.is_some()
+        || !clones_involving(store.state_dir(), tree)?.is_empty()
+        || Slot::Publish
+            .load(store.state_dir())?
+            .is_some_and(|i| i.change.trees().contains(&tree));
+    if pending {
+        recover_tree(store, tree)?;
+    }
+    Ok(())
+}
+
+/// Finishes or undoes every interrupted change `tree` is part of, and what
+/// the backend's own steps left (`sidus doctor --repair` calls this for
+/// leftovers of older sidus versions too). The caller holds `tree`'s lock;
+/// recovery takes the other locks a change needs.
 pub fn recover_tree(store: &Store, tree: &TreeName) -> Result<()> {
     for note in store.backend.recover(tree)? {
         log::warn!("tree '{tree}': {note}");
@@ -78,10 +99,10 @@ pub fn settle(store: &Store, slot: &Slot, intent: &Intent) -> Result<()> {
             ids.clone(),
             format!("finished the interrupted {}: {what}", intent.action),
         ),
-        Ok(Recovered::Undone(what)) => (
-            format!("failed: {died}; recovery undid it: {what}"),
-            vec![],
-            format!("undid the interrupted {}: {what}", intent.action),
+        Ok(Recovered::Failed(what, ids)) => (
+            format!("failed: {died}; recovery ended it: {what}"),
+            ids.clone(),
+            format!("ended the interrupted {} as failed: {what}", intent.action),
         ),
         Err(e) => (
             format!("failed: {died}; recovery failed: {e:#}"),
@@ -112,16 +133,16 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
         Change::Create { tree } => {
             if backend.list_trees()?.iter().any(|t| &t.name == tree) {
                 backend.destroy_tree(tree)?;
-                Recovered::Undone(format!("removed the half-made tree '{tree}'"))
+                Recovered::Failed(format!("removed the half-made tree '{tree}'"), vec![])
             } else {
-                Recovered::Undone("nothing had been made".into())
+                Recovered::Failed("nothing had been made".into(), vec![])
             }
         }
         Change::Snapshot { tree, id } => {
             if backend.snapshot_ids(tree)?.contains(id) {
                 Recovered::Finished(format!("snapshot {tree}@{id} exists"), vec![id.to_string()])
             } else {
-                Recovered::Undone(format!("snapshot {tree}@{id} had not been made"))
+                Recovered::Failed(format!("snapshot {tree}@{id} had not been made"), vec![])
             }
         }
         Change::Delete { tree, ids } => {
@@ -156,7 +177,7 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
                     vec![target.to_string(), safety.to_string()],
                 )
             } else {
-                Recovered::Undone("nothing had been changed".into())
+                Recovered::Failed("nothing had been changed".into(), vec![])
             }
         }
         Change::Clone {
@@ -181,10 +202,10 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
                 )
             } else {
                 debug_assert!(*takes_snapshot, "a clone of an existing snapshot");
-                Recovered::Undone(format!("snapshot {source}@{id} had not been made"))
+                Recovered::Failed(format!("snapshot {source}@{id} had not been made"), vec![])
             }
         }
-        Change::Run(record) => crate::transaction::recover::finish(store, record)?,
+        Change::Run(record) => crate::transaction::recover::finish(store, intent, record)?,
         Change::Publish { .. } | Change::Unpublish { .. } | Change::Restore => {
             crate::publish::recover::finish(store, intent)?
         }

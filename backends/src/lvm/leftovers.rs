@@ -1,46 +1,17 @@
 //! What interrupted steps leave in an LVM-thin store: a rollback's incoming
 //! copy (`sidus.n.T`) or outgoing working LV (`sidus.o.T`), and snapshot LVs
-//! of a tree whose working LV is gone. Read from one `lvs` report that heals
-//! nothing (unlike [`Lvm::query`]), so `sidus doctor` changes nothing.
+//! of a tree whose working LV is gone, from one `lvs` report. The tree's
+//! recovery ([`crate::Backend::recover`]) settles the first two.
 
 use super::naming::Role;
 use super::report::Lv;
 use super::Lvm;
-use crate::{Leftover, Result, TreeName};
+use crate::{Leftover, Result};
 
 impl Lvm {
     /// The store's leftovers (see [`crate::Backend::leftovers`]).
     pub(super) fn find_leftovers(&self) -> Result<Vec<Leftover>> {
         Ok(leftovers_in(&self.list_lvs()?, &self.vg))
-    }
-
-    /// Settles what an interrupted rollback left of `tree`: copies beside a
-    /// working LV go, a swap cut between its renames is finished. The caller
-    /// holds the tree's lock.
-    pub(super) fn recover_tree(&self, tree: &TreeName) -> Result<Vec<String>> {
-        let lvs: Vec<Lv> = self
-            .list_lvs()?
-            .into_iter()
-            .filter(|l| l.tree.as_ref() == Some(tree))
-            .collect();
-        let stale = |l: &Lv| matches!(l.role, Role::Incoming | Role::Outgoing);
-        if !lvs.iter().any(stale) {
-            return Ok(Vec::new());
-        }
-        if Self::find(&lvs, Role::Working, tree).is_some() {
-            // They hold no data: failing to remove them (an admin mounted
-            // one) must not stop the tree's writers; doctor keeps naming them.
-            Ok(vec![match self.clear_leftovers(&lvs, tree) {
-                Ok(()) => format!("removed the copies an interrupted rollback of '{tree}' left"),
-                Err(e) => format!("could not remove what an interrupted rollback left: {e}"),
-            }])
-        } else if self.recover_swaps(&lvs)? {
-            Ok(vec![format!(
-                "finished the rollback of '{tree}' cut between its renames"
-            )])
-        } else {
-            Ok(Vec::new())
-        }
     }
 }
 

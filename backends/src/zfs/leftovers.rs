@@ -1,20 +1,16 @@
 //! What interrupted steps leave in a ZFS store: a rollback's swap dataset
 //! (`D/swap/T`), history datasets whose snapshots are all gone, and history
-//! datasets of a tree that no longer exists. Recovery reads the mount table
-//! and `.zfs/snapshot` (no `zfs` command when there is nothing to do), since
-//! every writer runs it before its change.
+//! datasets of a tree that no longer exists. The tree's recovery
+//! ([`crate::Backend::recover`]) settles the swap and removes emptied history.
 
-use super::mounts::zfs_mounts;
 use super::Zfs;
 use crate::{argv, Backend, Leftover, Result, TreeName};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 impl Zfs {
-    /// The store's leftovers (see [`crate::Backend::leftovers`]), from one
-    /// `zfs list` of the swap and history datasets and their snapshots.
-    pub(super) fn find_leftovers(&self) -> Result<Vec<Leftover>> {
-        let swap_parent = format!("{}/swap", self.dataset);
+    /// The swap and history datasets with their tree and snapshot count, from
+    /// one `zfs list`.
+    fn swap_and_history(&self) -> Result<BTreeMap<String, (Option<TreeName>, usize)>> {
         let out = match self.runner.run_string(&argv![
             "zfs",
             "list",
@@ -27,7 +23,7 @@ impl Zfs {
             "2",
             "-o",
             format!("name,{}tree", super::props::PREFIX),
-            &swap_parent,
+            format!("{}/swap", self.dataset),
             self.history_ds()
         ]) {
             Ok(out) => out,
@@ -35,14 +31,18 @@ impl Zfs {
             Err(e) if e.stderr.contains("does not exist") => String::new(),
             Err(e) => return Err(Self::classify("list swap and history datasets".into(), e)),
         };
-        let rows = parse_rows(&out);
+        Ok(parse_rows(&out))
+    }
+
+    /// The store's leftovers (see [`crate::Backend::leftovers`]).
+    pub(super) fn find_leftovers(&self) -> Result<Vec<Leftover>> {
+        let swap_parent = format!("{}/swap", self.dataset);
+        let rows = self.swap_and_history()?;
         let trees: BTreeSet<TreeName> = self.list_trees()?.into_iter().map(|t| t.name).collect();
-        let mounted = zfs_mounts();
         let mut found = Vec::new();
         for (ds, (tree, snaps)) in &rows {
             let Some(tree) = tree else { continue };
             let exists = trees.contains(tree);
-            let visible = mounted.contains_key(ds);
             let leftover = if ds.starts_with(&format!("{swap_parent}/")) {
                 if exists && *snaps == 0 {
                     Leftover {
@@ -50,7 +50,7 @@ impl Zfs {
                         object: ds.clone(),
                         tree: Some(tree.clone()),
                         holds_data: false,
-                        recover: visible,
+                        recover: true,
                         by_hand: format!("zfs destroy {ds}"),
                     }
                 } else if exists {
@@ -71,7 +71,7 @@ impl Zfs {
                         object: ds.clone(),
                         tree: Some(tree.clone()),
                         holds_data: true,
-                        recover: visible,
+                        recover: true,
                         by_hand: format!("zfs rename {ds} {}", self.working_ds(tree)),
                     }
                 }
@@ -83,7 +83,7 @@ impl Zfs {
                     object: ds.clone(),
                     tree: Some(tree.clone()),
                     holds_data: false,
-                    recover: visible && exists,
+                    recover: exists,
                     by_hand: format!("zfs destroy {ds}"),
                 }
             } else if !exists {
@@ -105,42 +105,22 @@ impl Zfs {
         Ok(found)
     }
 
-    /// Settles what an interrupted rollback of `tree` left (see
-    /// [`Zfs::clear_swap`]) and destroys its emptied history datasets.
-    pub(super) fn recover_tree(&self, tree: &TreeName) -> Result<Vec<String>> {
-        let mounted = zfs_mounts();
+    /// Destroys `tree`'s history datasets that have no snapshot left (see
+    /// [`Zfs::collect_history`]). Says what it did.
+    pub(super) fn collect_emptied_history(&self, tree: &TreeName) -> Result<Vec<String>> {
         let mut done = Vec::new();
-        let swap = self.swap_ds(tree);
-        if mounted.contains_key(&swap) {
-            self.clear_swap(tree)?;
-            done.push(format!("settled {swap}, left by an interrupted rollback"));
-        }
-        for (ds, mp) in &mounted {
-            if self.history_owner(ds) != Some(tree.as_str()) || has_snapshots(mp) {
+        for (ds, (owner, snaps)) in self.swap_and_history()? {
+            if owner.as_ref() != Some(tree) || snaps > 0 || self.history_owner(&ds).is_none() {
                 continue;
             }
-            // No data in it: a failure (it is busy) must not stop the
-            // tree's writers; doctor keeps naming it.
-            done.push(
-                match self.zfs(
-                    format!("remove the emptied history dataset {ds}"),
-                    argv!["destroy", ds],
-                ) {
-                    Ok(_) => format!("removed the emptied history dataset {ds}"),
-                    Err(e) => format!("could not remove {ds}: {e}"),
-                },
-            );
+            self.zfs(
+                format!("remove the emptied history dataset {ds}"),
+                argv!["destroy", &ds],
+            )?;
+            done.push(format!("removed the emptied history dataset {ds}"));
         }
         Ok(done)
     }
-}
-
-/// Whether the dataset mounted at `mp` has snapshots (listing `.zfs/snapshot`
-/// mounts none of them). Unreadable counts as having some.
-fn has_snapshots(mp: &Path) -> bool {
-    std::fs::read_dir(mp.join(".zfs").join("snapshot"))
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(true)
 }
 
 /// `name<TAB>sidus:tree` rows into dataset -> (tree, snapshot count).

@@ -318,10 +318,10 @@ impl Zfs {
     /// dataset is either a fresh clone not yet swapped in (the working tree is
     /// still there: drop the clone; it has no snapshots of its own) or the new
     /// working tree whose rename did not happen (no working tree: finish it).
-    fn clear_swap(&self, tree: &TreeName) -> Result<()> {
+    fn clear_swap(&self, tree: &TreeName) -> Result<bool> {
         let swap = self.swap_ds(tree);
         if !self.exists(&swap)? {
-            return Ok(());
+            return Ok(false);
         }
         let working = self.working_ds(tree);
         if self.exists(&working)? {
@@ -338,7 +338,7 @@ impl Zfs {
             )?;
             self.promote(&working);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Promotes a rollback's clone so the history dataset it came from can be
@@ -441,6 +441,18 @@ fn parse_origin(text: &str) -> Option<Origin> {
 }
 
 impl Backend for Zfs {
+    fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
+        let mut done = if self.clear_swap(tree)? {
+            vec![format!(
+                "finished or cleaned up an interrupted rollback of '{tree}'"
+            )]
+        } else {
+            vec![]
+        };
+        done.extend(self.collect_emptied_history(tree)?);
+        Ok(done)
+    }
+
     fn kind(&self) -> &'static str {
         "zfs"
     }
@@ -452,10 +464,6 @@ impl Backend for Zfs {
             native_diff: true,
             pool_usage: false,
         }
-    }
-
-    fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
-        self.recover_tree(tree)
     }
 
     fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
