@@ -65,6 +65,13 @@ pub fn remove_durable(path: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Renames `from` to `to` (same directory) and makes the rename durable:
+/// a damaged record moved aside, never a write.
+pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    sync_dir(parent(to)?)
+}
+
 /// fsyncs a directory so renames and removals in it survive a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -31,9 +31,7 @@ fn move_aside(path: &Path) -> Result<PathBuf> {
         }
         aside = path.with_file_name(format!("{name}.damaged-{stamp}.{n}"));
     }
-    std::fs::rename(path, &aside)
-        .with_context(|| format!("rename {} to {}", path.display(), aside.display()))?;
-    atomic::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    atomic::rename_durable(path, &aside)?;
     Ok(aside)
 }
 

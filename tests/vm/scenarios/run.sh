@@ -63,7 +63,7 @@ wait "$pid" || true
 for _ in $(seq 100); do [[ -z $(procs sleep 31339) ]] && break; sleep 0.05; done
 assert_eq "$(procs sleep 31339)" "" "the sandbox outlived sidus"
 out=$(sidus snapshot bb -m next 2>&1)
-assert_contains "$out" "finished the interrupted run"
+assert_contains "$out" "the interrupted run"
 [[ ! -e $tree/root/started ]] || fail "not rolled back by the recovery"
 [[ ! -e $tree/usr/sbin/policy-rc.d ]] || fail "policy-rc.d left after recovery"
 
