@@ -224,7 +224,12 @@ impl Store {
         let pending = self.pending.borrow_mut().take();
         let (outcome, snapshots) = match &result {
             Ok((_, ids)) => ("ok".to_string(), ids.clone()),
-            Err(e) => (format!("failed: {e:#}"), Vec::new()),
+            Err(e) => (
+                format!("failed: {e:#}"),
+                e.downcast_ref::<crate::transaction::CommandFailed>()
+                    .map(|f| f.snapshots.clone())
+                    .unwrap_or_default(),
+            ),
         };
         let entry = Entry {
             time: chrono::Utc::now(),

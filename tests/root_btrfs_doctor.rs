@@ -214,6 +214,16 @@ fn root_btrfs_doctor_healthy_on_a_fresh_store_and_after_ordinary_commands() {
     .ok();
     env.sidus(&["run", "lab", "--", "sh", "-c", "exit 3"])
         .fails(3);
+    env.sidus(&[
+        "run",
+        "lab",
+        "--keep-on-failure",
+        "--",
+        "sh",
+        "-c",
+        "exit 4",
+    ])
+    .fails(4);
     env.sidus(&["prune", "lab", "--keep-last", "3"]).ok();
     env.sidus(&["publish", "lab"]).ok();
     let b = env.store.snapshot("lab", "three");
@@ -298,11 +308,7 @@ fn root_btrfs_doctor_names_a_run_killed_mid_command_and_repair_settles_it() {
 
     let r = env.sidus(&["doctor", "--repair", "--json"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr.contains("the interrupted run"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("the interrupted run"), "{}", r.stderr);
     env.assert_healthy();
     assert!(!tree.join("sbin/start-stop-daemon.REAL").exists());
     assert!(!marker.exists(), "rolled back to pre");

@@ -32,6 +32,7 @@ pub fn doctor(store: &Store, json: bool, a: &DoctorArgs) -> Result<()> {
                 ": each is shown with the command that fixes it"
             }
         ),
+        snapshots: vec![],
     }
     .into())
 }

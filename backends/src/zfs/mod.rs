@@ -795,6 +795,9 @@ impl Backend for Zfs {
             argv!["rename", &swap, &working.name],
         )?;
         self.promote(&working.name);
+        // A rollback to the newest snapshot (a failed run back to its pre)
+        // moves no snapshot aside: the replaced dataset would stay empty.
+        self.collect_history(&history);
         Ok(())
     }
 
