@@ -210,6 +210,10 @@ vm_reset() {
     : >/etc/exports
     exportfs -ra 2>/dev/null
     teardown_store
+    # What a scenario published belongs to its store: the next one's doctor
+    # would rightly call boot entries of a tree it does not have a problem.
+    rm -rf /srv/tftp/sidus /srv/tftp/pxelinux.cfg/sidus-*
+    [[ ! -d /srv/sidus ]] || find /srv/sidus -mindepth 1 -depth -type d -empty -delete
     nfsd_up
     set -e
 }
