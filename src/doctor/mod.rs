@@ -201,8 +201,12 @@ fn check(store: &Store, only: Option<&TreeName>) -> Result<Found> {
     journal::check_store(&scan, &mut problems);
     modes::check(&scan, &mut problems)?;
     let checked = Checked {
-        trees: scan.listed.len(),
-        snapshots: scan.snapshots.len(),
+        trees: scan.listed.iter().filter(|t| scan.wants(&t.name)).count(),
+        snapshots: scan
+            .snapshots
+            .iter()
+            .filter(|s| scan.wants(&s.tree))
+            .count(),
         published: scan.published(),
     };
     Ok(Found {
