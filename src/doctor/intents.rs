@@ -9,7 +9,7 @@ use crate::state::intent::{clone_slots, Change, Intent, Slot};
 use anyhow::Result;
 use sidus_backends::TreeName;
 
-/// The intent in `tree`'s own slot; the caller holds the tree's lock.
+/// The intent in `tree`'s own slot; doctor holds the tree's lock.
 pub fn check_tree(scan: &Scan, tree: &TreeName, out: &mut Vec<Problem>) -> Result<()> {
     let slot = Slot::Tree(tree.clone());
     // A damaged record is a record problem, reported there.
@@ -27,7 +27,7 @@ pub fn check_clones(scan: &Scan, out: &mut Vec<Problem>, busy: &mut Vec<String>)
     Ok(())
 }
 
-/// The publish intent; the caller holds the publish lock.
+/// The publish intent; doctor holds the publish lock.
 pub fn check_publish(scan: &Scan, out: &mut Vec<Problem>, busy: &mut Vec<String>) -> Result<()> {
     check_slot(scan, &Slot::Publish, out, busy)
 }
@@ -46,17 +46,21 @@ fn check_slot(
     if scan.only.is_some() && !trees.iter().any(|t| scan.wants(t)) {
         return Ok(());
     }
+    // Every tree it involves must be free: doctor holds those it checks,
+    // and takes the others (a clone's source, with TREE) for the moment.
     let mut held = Vec::new();
-    for t in &trees {
-        match scan.probe(t)? {
+    for t in trees.iter().filter(|t| !scan.trees.contains(t)) {
+        match super::scan::probe(scan.store, t.as_str())? {
             Some(l) => held.push(l),
             None => {
-                busy.push(t.to_string());
+                if !busy.contains(&t.to_string()) {
+                    busy.push(t.to_string());
+                }
                 return Ok(());
             }
         }
     }
-    // Read again under the locks: a writer may have settled it meanwhile.
+    // Read again under every lock: its writer may have just settled it.
     if let Ok(Some(intent)) = slot.load(state_dir) {
         let tree = intent.change.trees().last().map(|t| (*t).clone());
         out.push(problem(scan, slot, &intent, tree.as_ref()));

@@ -3,8 +3,9 @@
 //!
 //! Without `--repair` it only reads: it never waits for a lock and never
 //! recovers; a tree whose lock a writer holds is skipped as busy (its state is
-//! in motion), and the other trees' checks run while doctor holds their lock
-//! for an instant, so a writer that starts meanwhile is not taken for a crash.
+//! in motion), and the other trees are read and checked while doctor holds
+//! their locks (taken only when free), so a writer's step in progress is
+//! never taken for a crash: a writer that starts meanwhile waits for doctor.
 //! With `--repair` it does what the next writer would (settles intents under
 //! the tree's lock), what `sidus restore` does, and what else is safe (never
 //! removing anything that holds data), then checks again.
@@ -166,14 +167,8 @@ fn check(store: &Store, only: Option<&TreeName>) -> Result<Found> {
     let scan = Scan::new(store, only)?;
     let mut problems = Vec::new();
     records::check(&scan, &mut problems)?;
-    let mut busy = Vec::new();
+    let mut busy = scan.busy.clone();
     for tree in &scan.trees {
-        // Held for an instant: a writer that starts now waits for us, so an
-        // intent or a mount seen here is not one of its steps.
-        let Some(_lock) = scan.probe(tree)? else {
-            busy.push(tree.to_string());
-            continue;
-        };
         let before = problems.len();
         intents::check_tree(&scan, tree, &mut problems)?;
         let pending = problems.len() > before;
@@ -187,15 +182,12 @@ fn check(store: &Store, only: Option<&TreeName>) -> Result<Found> {
         }
     }
     intents::check_clones(&scan, &mut problems, &mut busy)?;
-    match scan.probe_publish()? {
-        None => busy.push("(publish)".into()),
-        Some(_lock) => {
-            let before = problems.len();
-            intents::check_publish(&scan, &mut problems, &mut busy)?;
-            // Settling the intent decides what is served: checked after.
-            if problems.len() == before {
-                publish::check(&scan, &mut problems)?;
-            }
+    if !scan.publish_busy {
+        let before = problems.len();
+        intents::check_publish(&scan, &mut problems, &mut busy)?;
+        // Settling the intent decides what is served: checked after.
+        if problems.len() == before {
+            publish::check(&scan, &mut problems)?;
         }
     }
     journal::check_store(&scan, &mut problems);
