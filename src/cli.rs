@@ -103,6 +103,19 @@ pub enum Command {
     Status(StatusArgs),
     /// Mount and export every published snapshot again after a reboot (run by sidus-restore.service).
     Restore,
+    /// Check every invariant of the store; print each problem with the command that fixes it.
+    ///
+    /// Checks: changes a sidus that died left unfinished (naming its pid,
+    /// command and start), damaged records, what interrupted steps left in
+    /// storage (scratch copies, swap volumes, records of gone trees), mounts
+    /// and processes left in a tree and the daemon wrappers of a run that did
+    /// not finish, the journal against the storage, publishing (each
+    /// published ID mounted read-only, exported with its fsid, named by the
+    /// boot entries, its kernel copy present), clone origins, and the modes
+    /// of state and boot files. Without --repair nothing is changed and no
+    /// lock is waited for: a tree a writer is changing is shown as busy.
+    /// Exit status: 0 healthy, 1 problems found.
+    Doctor(DoctorArgs),
     /// Install into a tree what a diskless node needs: NFS root with a tmpfs overlay, /run/sidus-node.
     PrepareNode(TreeArg),
     /// Run a command inside a tree, between a pre and a post snapshot; roll back if it fails.
@@ -183,6 +196,21 @@ pub struct UnpublishArgs {
 pub struct StatusArgs {
     /// Only this tree.
     #[arg(value_name = "TREE", add = crate::completion::trees())]
+    pub tree: Option<TreeName>,
+}
+
+/// `sidus doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Fix what is safe, then check again: finish or undo interrupted changes
+    /// as the next command would, do what `sidus restore` does, remove
+    /// leftovers that hold no data (never a snapshot), end processes and
+    /// unmount what a run left in a tree, journal snapshots no entry names,
+    /// take group and world write off state and boot files.
+    #[arg(long)]
+    pub repair: bool,
+    /// Only this tree, and the store-wide checks that concern it.
+    #[arg(value_name = "TREE")]
     pub tree: Option<TreeName>,
 }
 

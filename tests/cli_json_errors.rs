@@ -59,6 +59,7 @@ const CASES: &[Case] = &[
     ),
     ("import", &[], Some(&["/nonexistent.tar"])),
     ("sbom", &["Bad!@x"], Some(&["lab@latest"])),
+    ("doctor", &["Bad!"], Some(&[])),
     ("completions", &["tcsh"], None),
     ("failpoints", &["extra"], None),
 ];

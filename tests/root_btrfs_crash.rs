@@ -541,7 +541,7 @@ fn crash_at(case: &Case, fp: &str, allowed: &[Obs]) -> Result<(), String> {
         ));
     }
     let (code, err) = run(&env, &v(&["doctor"]), None);
-    if code != Some(0) && !err.contains("unrecognized subcommand") {
+    if code != Some(0) {
         return Err(format!(
             "{fp}: doctor is not satisfied (exit {code:?}): {err}"
         ));

@@ -46,6 +46,13 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// The PID of the writer whose temp file `name` is, when it is one of
+/// [`write_atomic`]'s temp files (a crash mid-write leaves them behind).
+pub fn temp_writer(name: &str) -> Option<u32> {
+    let (_, pid) = name.strip_prefix('.')?.rsplit_once(".sidus-tmp.")?;
+    pid.parse().ok()
+}
+
 /// Removes `path` if it exists and makes the removal durable; returns whether
 /// it existed.
 pub fn remove_durable(path: &Path) -> io::Result<bool> {
@@ -56,6 +63,13 @@ pub fn remove_durable(path: &Path) -> io::Result<bool> {
     }
     sync_dir(parent(path)?)?;
     Ok(true)
+}
+
+/// Renames `from` to `to` (same directory) and makes the rename durable:
+/// a damaged record moved aside, never a write.
+pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    sync_dir(parent(to)?)
 }
 
 /// fsyncs a directory so renames and removals in it survive a crash.
@@ -115,6 +129,9 @@ mod tests {
                 & 0o777,
             0o755
         );
+        assert_eq!(temp_writer(".x.ipxe.sidus-tmp.42"), Some(42));
+        assert_eq!(temp_writer("x.ipxe"), None);
+        assert_eq!(temp_writer(".x.sidus-tmp.12z"), None);
         assert!(remove_durable(&p).unwrap());
         assert!(!remove_durable(&p).unwrap());
     }

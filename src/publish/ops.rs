@@ -389,7 +389,12 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
 /// until its export cache is flushed, and drops it a moment after the flush:
 /// a busy unmount is retried for up to 3 s, then detached lazily (no client
 /// mounts it any more; the kernel frees it when nfsd lets go).
-fn unserve(store: &Store, tree: &TreeName, id: &SnapshotId, path: &std::path::Path) -> Result<()> {
+pub(crate) fn unserve(
+    store: &Store,
+    tree: &TreeName,
+    id: &SnapshotId,
+    path: &std::path::Path,
+) -> Result<()> {
     system::flush_exports();
     let mut tries = 0;
     while let Err(e) = store.backend.unserve(tree, id, path) {

@@ -18,6 +18,13 @@ pub fn remove_durable(path: &Path) -> Result<bool> {
     durable::remove_durable(path).with_context(|| format!("remove {}", path.display()))
 }
 
+/// Renames `from` to `to` in the same directory, durably (a damaged record
+/// moved aside by `sidus doctor --repair`).
+pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
+    durable::rename_durable(from, to)
+        .with_context(|| format!("rename {} to {}", from.display(), to.display()))
+}
+
 /// fsyncs a directory so renames and removals in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     durable::sync_dir(dir).with_context(|| format!("sync directory {}", dir.display()))

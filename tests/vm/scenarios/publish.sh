@@ -98,6 +98,9 @@ exportfs -ua
 rpc.nfsd 0
 umount "/srv/sidus/lab/$A" "/srv/sidus/lab/$B"
 rpc.nfsd 8
+expect_fail --rc 1 sidus doctor
+assert_contains "$EF_OUT" "lab@$A is published but not mounted at /srv/sidus/lab/$A"
+assert_contains "$EF_OUT" "fix: sidus restore"
 out=$(sidus restore --json)
 jq_fields "$out" '.served | length' .exports
 assert_eq "${JQ[0]}" 2
@@ -164,4 +167,5 @@ assert_eq "$(findmnt -n -o FSTYPE /tmp/node)" overlay
 assert_eq "$(findmnt -n -o FSTYPE /tmp/node/media/sidus-ro)" nfs
 umount -R /tmp/node
 
+doctor_healthy
 teardown_store
