@@ -1,6 +1,7 @@
 //! One function per subcommand: open the store, call the policy in `trees`, print.
 
 mod diff;
+mod fleet;
 mod history;
 mod init;
 mod publish;
@@ -74,6 +75,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Unpublish(a) => publish::unpublish(&store, json, &a),
         Command::Status(a) => publish::status(&store, json, a.tree.as_ref()),
         Command::Restore => publish::restore(&store, json),
+        Command::Node(a) => fleet::node(&store, json, &a.command),
+        Command::Nodes(a) => fleet::nodes(&store, json, &a),
+        Command::Groups => fleet::groups(&store, json),
         Command::PrepareNode(a) => publish::prepare_node(&store, json, &a.tree),
         Command::Run(a) => run::run(&store, json, &a),
         Command::Shell(a) => run::shell(&store, json, &a),

@@ -10,7 +10,7 @@ use anyhow::Result;
 use sidus_backends::TreeName;
 use std::time::Instant;
 
-fn note(applied: crate::publish::system::Applied, store: &Store) {
+pub(super) fn note(applied: crate::publish::system::Applied, store: &Store) {
     if let Some(n) = applied.note(&store.config.publish().exports_file) {
         eprintln!("sidus: note: {n}");
     }
@@ -18,10 +18,17 @@ fn note(applied: crate::publish::system::Applied, store: &Store) {
 
 pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     let start = Instant::now();
-    if a.rollback && a.target.reference.is_some() {
+    if let Some(g) = &a.group {
+        return super::fleet::publish_group(store, json, a, g, start);
+    }
+    let target = a
+        .target
+        .as_ref()
+        .expect("clap requires TREE without --group");
+    if a.rollback && target.reference.is_some() {
         return Err(UsageError(format!(
-            "--rollback goes back to the previously published snapshot: give the tree only ({}), not {}",
-            a.target.tree, a.target
+            "--rollback goes back to the previously published snapshot: give the tree only ({}), not {target}",
+            target.tree
         ))
         .into());
     }
@@ -30,11 +37,11 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     } else {
         "publish"
     };
-    let p = store.journaled(action, Some(&a.target.tree), || {
+    let p = store.journaled(action, Some(&target.tree), || {
         let p = if a.rollback {
-            ops::rollback(store, &a.target.tree, start)?
+            ops::rollback(store, &target.tree, start)?
         } else {
-            ops::publish(store, &a.target, start)?
+            ops::publish(store, target, start)?
         };
         let ids = vec![p.id.to_string()];
         Ok((p, ids))
@@ -71,8 +78,15 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
 }
 
 pub fn unpublish(store: &Store, json: bool, a: &UnpublishArgs) -> Result<()> {
-    let u = store.journaled("unpublish", Some(&a.target.tree), || {
-        let u = ops::unpublish(store, &a.target, a.force)?;
+    if let Some(g) = &a.group {
+        return super::fleet::unpublish_group(store, json, g);
+    }
+    let target = a
+        .target
+        .as_ref()
+        .expect("clap requires TREE@REF without --group");
+    let u = store.journaled("unpublish", Some(&target.tree), || {
+        let u = ops::unpublish(store, target, a.force)?;
         let ids = vec![u.id.to_string()];
         Ok((u, ids))
     })?;

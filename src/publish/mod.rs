@@ -6,6 +6,7 @@ pub mod boot;
 pub mod clients;
 pub mod config;
 pub mod exports;
+pub mod fleet;
 pub mod intree;
 pub mod node;
 pub mod ops;
