@@ -149,7 +149,7 @@ mod tests {
             .with_published(&c, &t(2));
         assert_eq!(s.current(&c), Some(&t(2)));
         assert_eq!(s.current(&r), Some(&t(1)), "another group is untouched");
-        assert_eq!(s.using(&t(1).tree, &t(1).id), [r.clone()]);
+        assert_eq!(s.using(&t(1).tree, &t(1).id), std::slice::from_ref(&r));
         assert_eq!(
             s.with_published(&c, &t(2)),
             s,
