@@ -120,15 +120,24 @@ impl<'a> Index<'a> {
     }
 }
 
-/// The snapshot the server sees a node's clients run, when they agree.
+/// The snapshot the server sees a node's clients run, when they agree:
+/// NFSv4 open files first (live state), else NFSv3 mounts (rmtab, which
+/// keeps the lines of nodes long gone).
 fn booted(clients: &[&Client]) -> Option<Target> {
-    let mut runs: Vec<&Target> = clients.iter().filter_map(|c| c.runs.as_ref()).collect();
-    runs.sort();
-    runs.dedup();
-    match runs.as_slice() {
-        [one] => Some((*one).clone()),
-        _ => None,
-    }
+    let runs = |proto: Proto| {
+        let mut r: Vec<&Target> = clients
+            .iter()
+            .filter(|c| c.protocol == proto)
+            .filter_map(|c| c.runs.as_ref())
+            .collect();
+        r.sort();
+        r.dedup();
+        match r.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    };
+    runs(Proto::Nfs4).or_else(|| runs(Proto::Nfs3))
 }
 
 /// Every node of `inv` with what it is assigned and what it runs (pure).
