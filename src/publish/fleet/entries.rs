@@ -13,16 +13,13 @@
 //! group's entry, any other node finds no file and boots the tree's default.
 //! PXELINUX tries `01-<mac>` before anything else by itself. So a group moves
 //! to another ID with one rename, its entry's; node entries only change with
-//! the inventory. Rendering is pure; [`sync`] makes the files match the
+//! the inventory. Rendering is pure; [`super::sync`] makes the files match the
 //! inventory.
 
-use super::groups::{Groups, Target};
-use super::inventory::{GroupName, Inventory, Node};
+use super::groups::Target;
+use super::inventory::{GroupName, Node};
 use super::mac::Mac;
 use crate::publish::boot::Entry;
-use crate::state::atomic::{remove_durable_all, write_atomic_all};
-use anyhow::{Context, Result};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// What iPXE puts in the kernel command line so an NFSv4 client names itself
@@ -30,7 +27,7 @@ use std::path::{Path, PathBuf};
 pub const IPXE_UNIQUE_ID: &str = "nfs.nfs4_unique_id=${netX/mac:hexhyp}";
 
 /// First line of every node entry sidus writes: files without it are not sidus's.
-const NODE_MARK: &str = "# sidus: node ";
+pub const NODE_MARK: &str = "# sidus: node ";
 
 /// `<boot_root>/sidus/groups/G.ipxe`.
 pub fn group_ipxe(boot_root: &Path, g: &GroupName) -> PathBuf {
@@ -167,106 +164,6 @@ pub fn group_entries_on_disk(boot_root: &Path) -> Vec<(Target, PathBuf)> {
     out
 }
 
-/// What [`sync`] changed.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Synced {
-    /// Entry files written.
-    pub written: usize,
-    /// Entry files removed.
-    pub removed: usize,
-}
-
-/// Makes the node entries, and the entries of groups without a snapshot of
-/// their own, match `inv` and `groups`: missing or different files are
-/// written (group entries before the node entries that point at them),
-/// entries of nodes no longer in a group are removed (only files sidus
-/// wrote), then entries of groups nothing uses any more. Entries of groups
-/// with their own snapshot are publish's and stay as they are.
-pub fn sync(boot_root: &Path, inv: &Inventory, groups: &Groups) -> Result<Synced> {
-    let used = inv.groups();
-    let mut group_files = Vec::new();
-    for g in used.keys().filter(|g| groups.current(g).is_none()) {
-        group_files.push((group_ipxe(boot_root, g), group_ipxe_default(g)));
-        group_files.push((group_pxelinux(boot_root, g), group_pxelinux_default(g)));
-    }
-    let mut node_files = Vec::new();
-    let mut wanted = BTreeSet::new();
-    for n in &inv.nodes {
-        let Some(g) = &n.group else { continue };
-        node_files.push((node_ipxe(boot_root, &n.mac), node_ipxe_text(n, g)));
-        node_files.push((node_pxelinux(boot_root, &n.mac), node_pxelinux_text(n, g)));
-    }
-    for (p, _) in &node_files {
-        wanted.insert(p.clone());
-    }
-    let mut out = Synced::default();
-    for batch in [group_files, node_files] {
-        let changed: Vec<(PathBuf, Vec<u8>, u32)> = batch
-            .into_iter()
-            .filter(|(p, text)| std::fs::read(p).ok().as_deref() != Some(text.as_bytes()))
-            .map(|(p, text)| (p, text.into_bytes(), 0o644))
-            .collect();
-        out.written += changed.len();
-        write_atomic_all(&changed)?;
-    }
-    let stale: Vec<PathBuf> = sidus_node_files(boot_root)?
-        .into_iter()
-        .filter(|p| !wanted.contains(p))
-        .collect();
-    out.removed += remove_durable_all(&stale)?;
-    let mut unused = Vec::new();
-    for dir in [
-        boot_root.join("sidus/groups"),
-        boot_root.join("pxelinux.cfg/sidus-groups"),
-    ] {
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(g) = name
-                .strip_suffix(".ipxe")
-                .unwrap_or(&name)
-                .parse::<GroupName>()
-                .ok()
-            else {
-                continue;
-            };
-            if !used.contains_key(&g) && groups.current(&g).is_none() && entry_target(&p).is_none()
-            {
-                unused.push(p);
-            }
-        }
-    }
-    out.removed += remove_durable_all(&unused)?;
-    Ok(out)
-}
-
-/// Every node entry file sidus wrote: all of `sidus/nodes/*.ipxe`, and the
-/// `pxelinux.cfg/01-*` files that start with its mark.
-fn sidus_node_files(boot_root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let nodes = boot_root.join("sidus/nodes");
-    for e in std::fs::read_dir(&nodes).into_iter().flatten() {
-        let p = e
-            .with_context(|| format!("read {}", nodes.display()))?
-            .path();
-        if p.extension().is_some_and(|x| x == "ipxe") {
-            out.push(p);
-        }
-    }
-    let pxe = boot_root.join("pxelinux.cfg");
-    for e in std::fs::read_dir(&pxe).into_iter().flatten() {
-        let p = e.with_context(|| format!("read {}", pxe.display()))?.path();
-        let ours = p
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with("01-"))
-            && std::fs::read_to_string(&p).is_ok_and(|t| t.starts_with(NODE_MARK));
-        if ours {
-            out.push(p);
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,60 +227,5 @@ mod tests {
             group_pxelinux(root, &g),
             Path::new("/t/pxelinux.cfg/sidus-groups/canary")
         );
-    }
-
-    #[test]
-    fn sync_follows_the_inventory_and_spares_foreign_files() {
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path();
-        let mut inv = Inventory {
-            nodes: vec![
-                node("a", "52:54:00:00:00:01", Some("g1")),
-                node("b", "52:54:00:00:00:02", Some("g2")),
-                node("c", "52:54:00:00:00:03", None),
-            ],
-        };
-        std::fs::create_dir_all(root.join("pxelinux.cfg")).unwrap();
-        std::fs::write(
-            root.join("pxelinux.cfg/01-52-54-00-00-00-09"),
-            "admin's own\n",
-        )
-        .unwrap();
-        let s = sync(root, &inv, &Groups::default()).unwrap();
-        assert_eq!(
-            s,
-            Synced {
-                written: 8,
-                removed: 0
-            }
-        );
-        assert!(std::fs::read_to_string(root.join("sidus/groups/g1.ipxe"))
-            .unwrap()
-            .contains("exit 0"));
-        assert!(
-            !node_ipxe(root, &inv.nodes[2].mac).exists(),
-            "no group, no entry"
-        );
-        assert_eq!(
-            sync(root, &inv, &Groups::default()).unwrap(),
-            Synced::default(),
-            "idempotent"
-        );
-        inv.nodes.remove(1);
-        inv.nodes[0].group = Some("g3".parse().unwrap());
-        let s = sync(root, &inv, &Groups::default()).unwrap();
-        assert_eq!(s.written, 4);
-        assert!(!root.join("sidus/nodes/52-54-00-00-00-02.ipxe").exists());
-        assert!(
-            !root.join("sidus/groups/g1.ipxe").exists()
-                && !root.join("sidus/groups/g2.ipxe").exists()
-        );
-        assert!(
-            root.join("pxelinux.cfg/01-52-54-00-00-00-09").exists(),
-            "not sidus's"
-        );
-        assert!(std::fs::read_to_string(node_ipxe(root, &inv.nodes[0].mac))
-            .unwrap()
-            .contains("chain ../groups/g3.ipxe"));
     }
 }

@@ -13,4 +13,5 @@ pub mod mac;
 pub mod nfs;
 pub mod ops;
 pub mod publish;
+pub mod sync;
 pub mod view;

@@ -1,15 +1,15 @@
 //! Changing the inventory (`node add`, `node set`, `node remove`, `node
 //! import`), under the publish lock: the new inventory is checked whole,
 //! the intent records its digest, the inventory file is replaced (the
-//! commit), then the node entries follow it ([`super::entries::sync`]). A
+//! commit), then the node entries follow it ([`super::sync::sync`]). A
 //! failure after the commit puts the old inventory and its entries back; a
 //! crash is settled by the next publisher: the change landed when the
 //! inventory on disk has the intent's digest, and either way the entries are
 //! made to follow the inventory on disk.
 
-use super::entries::{self, Synced};
 use super::groups::Groups;
 use super::inventory::{GroupName, Inventory};
+use super::sync::{self, Synced};
 use crate::publish::steps::publish_lock;
 use crate::publish::undo::Undo;
 use crate::state::failpoint;
@@ -63,11 +63,11 @@ pub fn change(
             "put back the previous inventory and its entries",
             move || {
                 o.save(store.state_dir())?;
-                entries::sync(r, o, g).map(drop)
+                sync::sync(r, o, g).map(drop)
             },
         );
         failpoint::hit("node:after-inventory");
-        let synced = entries::sync(&boot_root, &next, &groups)?;
+        let synced = sync::sync(&boot_root, &next, &groups)?;
         failpoint::hit("node:after-entries");
         Ok(synced)
     })();
@@ -112,7 +112,7 @@ fn describe(old: &Inventory, next: &Inventory) -> InventoryChanged {
 pub fn recover(store: &Store, digest: &str) -> Result<Recovered> {
     let inv = Inventory::load(store.state_dir())?;
     let groups = Groups::load(store.state_dir())?;
-    let s = entries::sync(&store.config.publish().boot_root, &inv, &groups)?;
+    let s = sync::sync(&store.config.publish().boot_root, &inv, &groups)?;
     let fixed = format!("{} entry file(s) written, {} removed", s.written, s.removed);
     Ok(if inv.digest() == digest {
         Recovered::Finished(
