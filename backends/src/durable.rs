@@ -8,7 +8,7 @@
 //! The mode is applied with fchmod, so the umask of whoever runs sidus never
 //! makes a state file group or world writable.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
 use std::os::fd::AsRawFd;
@@ -35,51 +35,129 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 /// Replaces many files (a thousand nodes' boot entries) with the guarantee
 /// [`write_atomic`] gives each, for a fraction of its flushes: every temp file
 /// is written, one `syncfs` per file system flushes them all, then each is
-/// renamed over its target and each directory is fsynced once. A reader sees
-/// each file old or new; a crash part way leaves some files new and the rest
-/// old (the caller's intent says how to finish).
-pub fn write_atomic_all(files: &[(PathBuf, Vec<u8>, u32)]) -> io::Result<()> {
-    let mut temps: Vec<(PathBuf, &Path)> = Vec::with_capacity(files.len());
-    let mut renamed = 0;
-    let result = write_all_steps(files, &mut temps, &mut renamed);
-    for (tmp, _) in &temps[renamed..] {
-        let _ = fs::remove_file(tmp);
+/// renamed over its target and each directory is fsynced once. Directories
+/// are worked on side by side (one thread each), files of one directory in
+/// the order given; call twice when files of one batch must appear before
+/// another's. A reader sees each file old or new; a crash part way leaves
+/// some files new and the rest old (the caller's intent says how to finish).
+pub fn write_atomic_all(files: &[NewFile]) -> io::Result<()> {
+    let mut by_dir: Vec<(&Path, Vec<&NewFile>)> = Vec::new();
+    for f in files {
+        let dir = parent(&f.0)?;
+        match by_dir.iter_mut().find(|(d, _)| *d == dir) {
+            Some((_, list)) => list.push(f),
+            None => by_dir.push((dir, vec![f])),
+        }
     }
-    result
+    let staged: Vec<io::Result<Staged>> = std::thread::scope(|s| {
+        let workers: Vec<_> = by_dir
+            .iter()
+            .map(|(dir, list)| s.spawn(move || stage(dir, list)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("staging does not panic"))
+            .collect()
+    });
+    let mut ok = Vec::new();
+    let mut first_err = None;
+    for r in staged {
+        match r {
+            Ok(st) => ok.push(st),
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+    }
+    let flushed = match first_err {
+        Some(e) => Err(e),
+        None => flush(&ok),
+    };
+    if let Err(e) = flushed {
+        for st in &ok {
+            st.remove_temps(0);
+        }
+        return Err(e);
+    }
+    let done: Vec<io::Result<()>> = std::thread::scope(|s| {
+        let workers: Vec<_> = ok.iter().map(|st| s.spawn(move || st.commit())).collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("renaming does not panic"))
+            .collect()
+    });
+    done.into_iter().collect()
 }
 
-/// The steps of [`write_atomic_all`]; `temps` and `renamed` say what to clean.
-fn write_all_steps<'a>(
-    files: &'a [(PathBuf, Vec<u8>, u32)],
-    temps: &mut Vec<(PathBuf, &'a Path)>,
-    renamed: &mut usize,
-) -> io::Result<()> {
-    let mut per_fs: HashMap<u64, File> = HashMap::new();
-    let mut dirs = BTreeSet::new();
-    for (path, data, mode) in files {
-        let dir = parent(path)?;
-        if dirs.insert(dir.to_path_buf()) {
-            create_dir_all(dir)?;
-        }
-        let tmp = temp_path(path)?;
-        let f = write_temp(&tmp, data, *mode);
-        temps.push((tmp, path));
-        let f = f?;
-        let dev = f.metadata()?.dev();
-        per_fs.entry(dev).or_insert(f);
-    }
-    for f in per_fs.values() {
-        // SAFETY: syncfs only reads the descriptor, which `f` keeps open.
-        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
+/// A file for [`write_atomic_all`]: its path, content and mode.
+pub type NewFile = (PathBuf, Vec<u8>, u32);
+
+/// One directory's temp files, written and not yet renamed.
+struct Staged<'a> {
+    dir: &'a Path,
+    temps: Vec<(PathBuf, &'a Path)>,
+    /// One open temp file and its file system, for the flush.
+    probe: Option<(u64, File)>,
+}
+
+impl Staged<'_> {
+    fn remove_temps(&self, from: usize) {
+        for (tmp, _) in &self.temps[from..] {
+            let _ = fs::remove_file(tmp);
         }
     }
-    // In the caller's order: entries others point at go first.
-    for (tmp, path) in temps.iter() {
-        fs::rename(tmp, path)?;
-        *renamed += 1;
+
+    /// Renames every temp file over its target, then fsyncs the directory.
+    fn commit(&self) -> io::Result<()> {
+        for (i, (tmp, path)) in self.temps.iter().enumerate() {
+            if let Err(e) = fs::rename(tmp, path) {
+                self.remove_temps(i);
+                return Err(e);
+            }
+        }
+        sync_dir(self.dir)
     }
-    dirs.iter().try_for_each(|d| sync_dir(d))
+}
+
+/// Writes the temp files of one directory (removing them again on failure).
+fn stage<'a>(dir: &'a Path, files: &[&'a NewFile]) -> io::Result<Staged<'a>> {
+    let mut st = Staged {
+        dir,
+        temps: Vec::with_capacity(files.len()),
+        probe: None,
+    };
+    let r = (|| -> io::Result<()> {
+        create_dir_all(dir)?;
+        for (path, data, mode) in files.iter().map(|f| (&f.0, &f.1, f.2)) {
+            let tmp = temp_path(path)?;
+            let f = write_temp(&tmp, data, mode);
+            st.temps.push((tmp, path));
+            let f = f?;
+            if st.probe.is_none() {
+                st.probe = Some((f.metadata()?.dev(), f));
+            }
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(st),
+        Err(e) => {
+            st.remove_temps(0);
+            Err(e)
+        }
+    }
+}
+
+/// One `syncfs` per file system the staged files are on.
+fn flush(staged: &[Staged]) -> io::Result<()> {
+    let mut seen = BTreeSet::new();
+    for (dev, f) in staged.iter().filter_map(|s| s.probe.as_ref()) {
+        if seen.insert(*dev) {
+            // SAFETY: syncfs only reads the descriptor, which `f` keeps open.
+            if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes every path that exists, then fsyncs each directory once; returns

@@ -15,7 +15,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// Replaces many files as [`write_atomic`] does each, with one flush per
 /// file system and one fsync per directory (the boot entries of a thousand
-/// nodes); renamed in the order given.
+/// nodes); directories side by side, each in the order given.
 pub fn write_atomic_all(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
     durable::write_atomic_all(files).with_context(|| match files {
         [] => "write no files".to_string(),

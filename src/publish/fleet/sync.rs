@@ -20,13 +20,12 @@ pub struct Synced {
     pub removed: usize,
 }
 
+/// An entry file and the text it should hold.
+type Wanted = (PathBuf, String);
+
 /// The entry files the inventory calls for: entries of groups nodes are in
 /// that have no snapshot of their own, then every grouped node's two entries.
-fn desired(
-    boot_root: &Path,
-    inv: &Inventory,
-    groups: &Groups,
-) -> (Vec<(PathBuf, String)>, Vec<(PathBuf, String)>) {
+fn desired(boot_root: &Path, inv: &Inventory, groups: &Groups) -> (Vec<Wanted>, Vec<Wanted>) {
     let mut group_files = Vec::new();
     for g in inv.groups().keys().filter(|g| groups.current(g).is_none()) {
         group_files.push((group_ipxe(boot_root, g), group_ipxe_default(g)));

@@ -77,7 +77,7 @@ trap 'kill "$(cat /run/sidus-dnsmasq.pid)" "$listener" 2>/dev/null || true; umou
 # wait_report MAC ID: waits for the node with MAC to report it booted node@ID.
 wait_report() {
     local t0=$SECONDS line
-    for _ in $(seq 1 480); do
+    for _ in $(seq 1 900); do
         line=$(grep -a "mac=$1" "$report" | tail -n 1 || true)
         [[ $line == *"SIDUS-NODE-BOOTED node@$2 "* ]] && break
         sleep 1
@@ -90,6 +90,10 @@ wait_report() {
     echo "$1 reported after $((SECONDS - t0)) s: $line"
     REPORT=$line
 }
+
+NODES=$(sidus nodes --json)
+jq_fields "$NODES" '[.nodes[] | select(.state == "unknown" and .booted == null)] | length'
+assert_eq "${JQ[0]}" 2 "nodes that mount nothing are unknown, not current"
 
 step "both nodes boot (iPXE, TFTP, kernel, NFS root) and report"
 echo "SIDUS-NODE-START 0"
