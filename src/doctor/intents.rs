@@ -133,5 +133,14 @@ fn next_step(scan: &Scan, change: &Change) -> String {
             format!("the next publisher finishes unpublishing {tree}@{id}")
         }
         Change::Restore => "the next publisher runs the restore again".into(),
+        Change::Inventory { .. } => {
+            "the next inventory change keeps the new node list if it was written, else the old one".into()
+        }
+        Change::PublishGroup { group, tree, id, .. } => format!(
+            "the next publisher finishes publishing {tree}@{id} to group '{group}' if its entry names it, else undoes it"
+        ),
+        Change::UnpublishGroup { group } => {
+            format!("the next publisher finishes sending group '{group}' back to the default entry")
+        }
     }
 }

@@ -160,7 +160,12 @@ fn check_current(
 fn stray_entries(scan: &Scan, cfg: &PublishConfig, state: &PublishState, out: &mut Vec<Problem>) {
     let mut trees: BTreeSet<TreeName> = BTreeSet::new();
     for (dir, prefix, suffix) in [("sidus", "", ".ipxe"), ("pxelinux.cfg", "sidus-", "")] {
-        for name in names(&cfg.boot_root.join(dir)) {
+        // Files only: the fleet's directories (`pxelinux.cfg/sidus-groups/`)
+        // hold group and node entries, not a tree's.
+        for name in names(&cfg.boot_root.join(dir))
+            .into_iter()
+            .filter(|n| cfg.boot_root.join(dir).join(n).is_file())
+        {
             if let Some(t) = name
                 .strip_prefix(prefix)
                 .and_then(|n| n.strip_suffix(suffix))

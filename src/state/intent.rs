@@ -10,7 +10,8 @@
 //!   (create, snapshot, delete, prune, destroy, rollback, run) and the newest
 //!   snapshot ID the tree ever had, so an ID is never given twice;
 //! - `intents/clone-NEW.json`: a clone (it holds two trees' locks);
-//! - `publish/intent.json`: a publish, unpublish or restore (the publish lock).
+//! - `publish/intent.json`: a publish, unpublish or restore, a group publish
+//!   or an inventory change (the publish lock).
 
 use super::record;
 use crate::transaction::Record as RunRecord;
@@ -109,6 +110,29 @@ pub enum Change {
     },
     /// `restore`: idempotent, done again.
     Restore,
+    /// `node add`, `set`, `remove`, `import`: the inventory file is the
+    /// commit; its content's digest (see `Inventory::digest`) says whether it landed.
+    Inventory {
+        /// The digest of the new inventory.
+        digest: String,
+    },
+    /// `publish --group` and `publish --rollback --group`: the group's iPXE
+    /// entry is the commit.
+    PublishGroup {
+        /// The group.
+        group: TreeName,
+        /// The tree of the snapshot.
+        tree: TreeName,
+        /// The snapshot the group is to boot.
+        id: SnapshotId,
+        /// Whether it is a rollback (the group's history is walked back).
+        rollback: bool,
+    },
+    /// `unpublish --group`: the group boots the default entry again; finished.
+    UnpublishGroup {
+        /// The group.
+        group: TreeName,
+    },
 }
 
 impl Change {
@@ -121,10 +145,11 @@ impl Change {
             | Change::Destroy { tree }
             | Change::Rollback { tree, .. }
             | Change::Publish { tree, .. }
+            | Change::PublishGroup { tree, .. }
             | Change::Unpublish { tree, .. } => vec![tree],
             Change::Clone { source, new, .. } => vec![source, new],
             Change::Run(r) => vec![&r.tree],
-            Change::Restore => vec![],
+            Change::Restore | Change::Inventory { .. } | Change::UnpublishGroup { .. } => vec![],
         }
     }
 }
