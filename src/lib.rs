@@ -9,6 +9,7 @@ mod commands;
 pub mod completion;
 pub mod config;
 pub mod config_keys;
+pub mod doctor;
 pub mod history;
 mod logging;
 pub mod man;
@@ -41,7 +42,10 @@ impl std::error::Error for UsageError {}
 
 /// An error that brings what the failed command had done, for `--json`: the
 /// error document carries `value` under `key` (a failed `sidus run` adds its
-/// report, with the pre and post snapshot IDs). People see only the error.
+/// report, with the pre and post snapshot IDs), or, with `key` empty, the
+/// fields of the object `value` beside `error` (a report whose failure is
+/// its content, as `verify` and `doctor`: the document a script reads is the
+/// same on success and failure). People see only the error.
 #[derive(Debug)]
 pub struct WithDetail {
     /// The failure itself.
@@ -126,7 +130,18 @@ pub fn error_document(e: &anyhow::Error, exit: u8) -> ErrorDocument {
     let mut detail = serde_json::Map::new();
     let mut at = e;
     while let Some(d) = at.downcast_ref::<WithDetail>() {
-        detail.insert(d.key.to_string(), d.value.clone());
+        match (d.key, d.value.as_object()) {
+            ("", Some(fields)) => {
+                for (k, v) in fields {
+                    if !["error", "causes", "exit"].contains(&k.as_str()) {
+                        detail.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            (key, _) => {
+                detail.insert(key.to_string(), d.value.clone());
+            }
+        }
         at = &d.error;
     }
     ErrorDocument {
@@ -302,6 +317,7 @@ mod tests {
             anyhow::Error::new(transaction::CommandFailed {
                 code,
                 message: String::new(),
+                snapshots: vec![],
             })
         };
         assert_eq!(exit_code(&failed(127), true), 127);

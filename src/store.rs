@@ -238,7 +238,12 @@ impl Store {
                 Some(n) => (format!("ok: {n}"), ids.clone()),
                 None => ("ok".to_string(), ids.clone()),
             },
-            Err(e) => (format!("failed: {e:#}"), Vec::new()),
+            Err(e) => (
+                format!("failed: {e:#}"),
+                e.downcast_ref::<crate::transaction::CommandFailed>()
+                    .map(|f| f.snapshots.clone())
+                    .unwrap_or_default(),
+            ),
         };
         let entry = Entry {
             time: chrono::Utc::now(),

@@ -59,6 +59,10 @@ const CASES: &[Case] = &[
     ),
     ("import", &[], Some(&["/nonexistent.tar"])),
     ("sbom", &["Bad!@x"], Some(&["lab@latest"])),
+    ("doctor", &["Bad!"], Some(&[])),
+    ("node", &["add", "n1"], Some(&["remove", "n1"])),
+    ("nodes", &["extra"], Some(&[])),
+    ("groups", &["extra"], Some(&[])),
     ("completions", &["tcsh"], None),
     ("failpoints", &["extra"], None),
 ];

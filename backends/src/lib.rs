@@ -9,6 +9,7 @@ pub mod btrfs;
 pub mod durable;
 pub mod fake;
 mod fsutil;
+mod leftover;
 pub mod lvm;
 mod names;
 pub mod runner;
@@ -16,6 +17,7 @@ mod snapshot;
 pub mod zfs;
 
 pub use fsutil::unescape_mountinfo;
+pub use leftover::Leftover;
 pub use names::{Label, NameError, SnapshotId, TreeName};
 pub use runner::{CommandError, Runner};
 pub use snapshot::{Origin, Snapshot, SnapshotKind, TreeRecord};
@@ -146,6 +148,11 @@ pub trait Backend {
     /// record that outlived its tree). Called only by a writer holding the
     /// tree's lock, never on a read path. Returns what it did, for the journal.
     fn recover(&self, _tree: &TreeName) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+    /// What interrupted steps left in storage, for every tree (see
+    /// [`Leftover`]); reads only, changes nothing, takes no lock.
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
         Ok(Vec::new())
     }
     /// Creates the store's structure; succeeds if it is already there.

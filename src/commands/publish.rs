@@ -11,7 +11,7 @@ use anyhow::Result;
 use sidus_backends::TreeName;
 use std::time::Instant;
 
-fn note(applied: crate::publish::system::Applied, store: &Store) {
+pub(super) fn note(applied: crate::publish::system::Applied, store: &Store) {
     if let Some(n) = applied.note(&store.config.publish().exports_file) {
         eprintln!("sidus: note: {}", escape(&n));
     }
@@ -28,7 +28,7 @@ struct PublishOut<'a> {
 
 /// A refusal for secrets carries the secrets it names, so `--json` prints
 /// them in the one error document.
-fn with_secrets(e: anyhow::Error) -> anyhow::Error {
+pub(super) fn with_secrets(e: anyhow::Error) -> anyhow::Error {
     let Some(found) = e.downcast_ref::<SecretsFound>() else {
         return e;
     };
@@ -50,10 +50,17 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     for w in clients_policy::world_warnings(&store.config.publish()) {
         eprintln!("sidus: warning: {w}");
     }
-    if a.rollback && a.target.reference.is_some() {
+    if let Some(g) = &a.group {
+        return super::fleet::publish_group(store, json, a, g, start);
+    }
+    let target = a
+        .target
+        .as_ref()
+        .expect("clap requires TREE without --group");
+    if a.rollback && target.reference.is_some() {
         return Err(UsageError(format!(
-            "--rollback goes back to the previously published snapshot: give the tree only ({}), not {}",
-            a.target.tree, a.target
+            "--rollback goes back to the previously published snapshot: give the tree only ({}), not {target}",
+            target.tree
         ))
         .into());
     }
@@ -63,11 +70,11 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
         "publish"
     };
     let p = store
-        .journaled(action, Some(&a.target.tree), || {
+        .journaled(action, Some(&target.tree), || {
             let p = if a.rollback {
-                ops::rollback(store, &a.target.tree, start, a.allow_secrets)?
+                ops::rollback(store, &target.tree, start, a.allow_secrets)?
             } else {
-                ops::publish(store, &a.target, start, a.allow_secrets)?
+                ops::publish(store, target, start, a.allow_secrets)?
             };
             if let Some(n) = secrets::journal_note(&p.secrets) {
                 store.note_outcome(n);
@@ -124,8 +131,15 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
 }
 
 pub fn unpublish(store: &Store, json: bool, a: &UnpublishArgs) -> Result<()> {
-    let u = store.journaled("unpublish", Some(&a.target.tree), || {
-        let u = ops::unpublish(store, &a.target, a.force)?;
+    if let Some(g) = &a.group {
+        return super::fleet::unpublish_group(store, json, g);
+    }
+    let target = a
+        .target
+        .as_ref()
+        .expect("clap requires TREE@REF without --group");
+    let u = store.journaled("unpublish", Some(&target.tree), || {
+        let u = ops::unpublish(store, target, a.force)?;
         let ids = vec![u.id.to_string()];
         Ok((u, ids))
     })?;

@@ -3,7 +3,9 @@
 //!
 //! Plain roff rather than Markdown: no converter to write or depend on, what
 //! is written is what man shows, and the render test runs it through groff
-//! with every warning on. A fragment may hold DESCRIPTION (appended after the
+//! with every warning on. A fragment may hold SYNOPSIS (replacing the
+//! generated line, for a command with several forms; a test checks that it
+//! still names the command and its arguments), DESCRIPTION (appended after the
 //! clap text), EXIT STATUS (replacing the default 0/1/2), ENVIRONMENT
 //! (appended after the generated variables), FILES (replacing the default:
 //! the config file), NOTES, EXAMPLES and SEE ALSO (appended after sidus(8)
@@ -14,7 +16,8 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// Sections a fragment may hold, in the order the page prints them.
-pub const SECTIONS: [&str; 7] = [
+pub const SECTIONS: [&str; 8] = [
+    "SYNOPSIS",
     "DESCRIPTION",
     "EXIT STATUS",
     "ENVIRONMENT",

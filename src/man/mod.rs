@@ -78,7 +78,11 @@ fn render_page(
         .manual("System Administration");
     let mut out = clap_part(&man, |m, w| m.render_title(w))?;
     out += &drop_preamble(&clap_part(&man, |m, w| m.render_name_section(w))?);
-    out += &synopsis(cmd, sub);
+    out += ".SH SYNOPSIS\n";
+    match fragment.get("SYNOPSIS") {
+        Some(forms) => out += forms,
+        None => out += &synopsis(cmd, sub),
+    }
     // clap's description, unless it only repeats NAME and the fragment has one.
     match (cmd.get_long_about(), fragment.get("DESCRIPTION")) {
         (None, Some(text)) => {
@@ -96,8 +100,10 @@ fn render_page(
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         out += &drop_preamble(&clap_part(&man, |m, w| m.render_options_section(w))?);
     }
-    if sub.is_none() {
-        out += &commands(cmd);
+    match sub {
+        None => out += &commands(cmd),
+        Some(name) if cmd.has_subcommands() => out += &nested_commands(cmd, name),
+        Some(_) => {}
     }
     out += ".SH \"EXIT STATUS\"\n";
     out += fragment.get("EXIT STATUS").unwrap_or(DEFAULT_EXIT_STATUS);
@@ -195,8 +201,48 @@ fn commands(cmd: &clap::Command) -> String {
     out
 }
 
-/// The SYNOPSIS: `sidus publish [OPTIONS] TREE[@REF]`, the subcommand named
-/// with a space as it is typed; required options and every positional shown.
+/// `sidus node`'s COMMANDS: each of its subcommands with its synopsis, what
+/// it does and its own options (the global ones are in OPTIONS above).
+fn nested_commands(cmd: &clap::Command, name: &str) -> String {
+    let mut out = String::from(".SH COMMANDS\n");
+    for sub in documented(cmd) {
+        let full = format!("{name} {}", sub.get_name());
+        let _ = write!(out, ".TP\n{}", synopsis(sub, Some(&full)));
+        let about = sub.get_long_about().or_else(|| sub.get_about());
+        let _ = writeln!(out, "{}", escape(&about.map(|a| a.to_string()).unwrap_or_default()));
+        let args: Vec<_> = sub
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && !a.is_global_set() && a.get_id() != "help")
+            .collect();
+        if !args.is_empty() {
+            out += ".RS\n";
+            for a in args {
+                let tag = match (a.get_short(), a.get_long()) {
+                    _ if a.is_positional() => value_name(a),
+                    (Some(s), Some(l)) => format!("\\fB\\-{s}\\fR, \\fB\\-\\-{}\\fR", escape(l)),
+                    (Some(s), None) => format!("\\fB\\-{s}\\fR"),
+                    (None, Some(l)) => format!("\\fB\\-\\-{}\\fR", escape(l)),
+                    (None, None) => continue,
+                };
+                let takes_value = !a.is_positional()
+                    && a.get_num_args().is_some_and(|n| n.takes_values());
+                let value = if takes_value { format!(" {}", value_name(a)) } else { String::new() };
+                let help = a.get_long_help().or_else(|| a.get_help());
+                let _ = writeln!(
+                    out,
+                    ".TP\n{tag}{value}\n{}",
+                    escape(&help.map(|h| h.to_string()).unwrap_or_default())
+                );
+            }
+            out += ".RE\n";
+        }
+    }
+    out
+}
+
+/// The SYNOPSIS line: `sidus publish [OPTIONS] TREE[@REF]`, the subcommand
+/// named with a space as it is typed; required options and every positional
+/// shown. A fragment's SYNOPSIS replaces it where a command has several forms.
 fn synopsis(cmd: &clap::Command, sub: Option<&str>) -> String {
     let mut line = match sub {
         Some(s) => format!("\\fBsidus {}\\fR", escape(s)),
@@ -237,12 +283,12 @@ fn synopsis(cmd: &clap::Command, sub: Option<&str>) -> String {
     if cmd.has_subcommands() {
         line += " \\fICOMMAND\\fR";
     }
-    format!(".SH SYNOPSIS\n{line}\n")
+    format!("{line}\n")
 }
 
 /// A value name with its words in italics and its punctuation (`[@]|`) plain:
 /// `TREE[@REF]` reads as \fITREE\fR[@\fIREF\fR].
-fn value_name(a: &clap::Arg) -> String {
+pub(crate) fn value_name(a: &clap::Arg) -> String {
     let name = a
         .get_value_names()
         .and_then(|v| v.first())

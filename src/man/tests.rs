@@ -3,6 +3,7 @@
 //! the config keys the code accepts.
 
 use super::{render_all, SECTION};
+use clap::CommandFactory;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,6 +125,18 @@ fn every_page_has_exit_status_and_a_synopsis_with_a_space() {
             text.contains(&want),
             "{name}: synopsis does not start {want:?}"
         );
+    }
+    // A hand-written synopsis still shows every positional argument clap knows.
+    let mut cmd = crate::cli::Cli::command();
+    cmd.build();
+    for sub in cmd.get_subcommands() {
+        let name = super::page_name(sub.get_name());
+        let fragment = super::Fragment::load(&man_dir().join("src"), &name).unwrap();
+        let Some(forms) = fragment.get("SYNOPSIS") else { continue };
+        for a in sub.get_positionals().filter(|a| !a.is_hide_set()) {
+            let shown = super::value_name(a);
+            assert!(forms.contains(&shown), "{name}: the SYNOPSIS of man/src/{name}.roff does not show {shown}");
+        }
     }
     let publish = pages()
         .into_iter()

@@ -34,6 +34,24 @@ pub fn serve_path(root: &Path, tree: &TreeName, id: &SnapshotId) -> PathBuf {
     root.join(tree.as_str()).join(id.as_str())
 }
 
+/// The `tree@id` a path `<root>/TREE/ID` serves: the inverse of [`serve_path`].
+pub fn served_at(root: &Path, path: &Path) -> Option<(TreeName, SnapshotId)> {
+    let mut parts = path.strip_prefix(root).ok()?.components();
+    let tree = parts.next()?.as_os_str().to_str()?.parse().ok()?;
+    let id = parts.next()?.as_os_str().to_str()?.parse().ok()?;
+    parts.next().is_none().then_some((tree, id))
+}
+
+/// What each export line of `text` (an exports file [`render`] wrote)
+/// serves, in file order; lines that are not sidus's are left out.
+pub fn exported_in(root: &Path, text: &str) -> Vec<(TreeName, SnapshotId)> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|p| served_at(root, Path::new(p)))
+        .collect()
+}
+
 /// The `client(options)` list of one export; empty while `clients` is unset.
 pub fn export_options(cfg: &PublishConfig, tree: &TreeName, id: &SnapshotId) -> String {
     let opts = format!("{},fsid={}", cfg.export_options, fsid(tree, id));
@@ -101,6 +119,23 @@ mod tests {
         };
         assert!(got[0].starts_with(&expect));
         assert_eq!(got[0], PINNED_LAB);
+    }
+
+    #[test]
+    fn exported_ids_are_read_back_from_the_file() {
+        let cfg = PublishConfig {
+            clients: Some(vec!["10.0.0.0/24".into()]),
+            ..Default::default()
+        };
+        let a = (t("lab"), i("20261125T101500Z"));
+        let b = (t("lab-2"), i("20261125T111500Z.1"));
+        let mut text = render(&cfg, &[a.clone(), b.clone()]);
+        text.push_str("/srv/sidus/lab/not-an-id *(ro)\n/elsewhere/lab/20261125T101500Z *(ro)\n");
+        assert_eq!(exported_in(&cfg.root, &text), [a, b]);
+        assert_eq!(
+            served_at(&cfg.root, Path::new("/srv/sidus/lab/20261125T101500Z/x")),
+            None
+        );
     }
 
     const PINNED_LAB: &str = "8584e117-333e-7d9d-b4c1-9501dc5bd74f";

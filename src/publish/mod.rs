@@ -7,6 +7,7 @@ pub mod clients;
 pub mod clients_policy;
 pub mod config;
 pub mod exports;
+pub mod fleet;
 pub mod intree;
 pub mod node;
 pub mod node_hooks;

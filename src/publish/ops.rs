@@ -17,7 +17,6 @@
 //! 7. save the state, which then agrees with the entries.
 
 use super::boot::{self, find_kernel};
-use super::clients::v3_clients;
 use super::clients_policy;
 use super::config::PublishConfig;
 use super::exports::{fsid, serve_path};
@@ -250,7 +249,7 @@ pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Resul
 
 /// The content root hash of `tree@id`, which the boot entries name
 /// (`sidus.manifest=`) so a node can show and check what it booted.
-pub(super) fn root_hash(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<String> {
+pub(crate) fn root_hash(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<String> {
     let what = format!("{tree}@{id}");
     let snap = trees::resolve_ref(
         store,
@@ -325,13 +324,20 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
         .into_iter()
         .filter(|p| steps::entry_names(p).as_ref() == Some(&id))
         .collect();
+    let groups = super::fleet::publish::groups_using(store, &cfg, tree, &id)?;
+    if !groups.is_empty() {
+        bail!(
+            "refusing to unpublish {tree}@{id}: it is what group(s) {} boot; publish another snapshot to them first (`sidus publish {tree}@REF --group G`) or send them to the default entry (`sidus unpublish --group G`)",
+            groups.join(", ")
+        );
+    }
     let was_current = state.trees[tree].current.as_ref() == Some(&id) || !named_by.is_empty();
     if was_current && !force {
         bail!(
             "refusing to unpublish {tree}@{id}: it is the published snapshot nodes boot; publish another one first (or --force, which also removes the tree's boot entries)"
         );
     }
-    let clients = v3_clients(&path);
+    let clients = super::fleet::view::users_of(store, tree, &id)?;
     if !clients.is_empty() && !force {
         bail!(
             "refusing to unpublish {tree}@{id}: NFS clients still mount it ({}); they would get ESTALE. Reboot them onto the current snapshot first (or --force)",
@@ -389,7 +395,12 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
 /// until its export cache is flushed, and drops it a moment after the flush:
 /// a busy unmount is retried for up to 3 s, then detached lazily (no client
 /// mounts it any more; the kernel frees it when nfsd lets go).
-fn unserve(store: &Store, tree: &TreeName, id: &SnapshotId, path: &std::path::Path) -> Result<()> {
+pub(crate) fn unserve(
+    store: &Store,
+    tree: &TreeName,
+    id: &SnapshotId,
+    path: &std::path::Path,
+) -> Result<()> {
     system::flush_exports();
     let mut tries = 0;
     while let Err(e) = store.backend.unserve(tree, id, path) {

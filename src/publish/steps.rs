@@ -15,11 +15,14 @@ use anyhow::{bail, Context, Result};
 use sidus_backends::{SnapshotId, TreeName};
 use std::path::{Path, PathBuf};
 
+/// The name of the store-wide publish lock. Tree names start with a letter
+/// or digit, so it is never a tree's.
+pub const PUBLISH_LOCK: &str = ".publish";
+
 /// Takes the store-wide publish lock: the exports file and the state file are
 /// shared by every tree. Always taken after the tree's own lock.
 pub fn publish_lock(store: &Store) -> Result<TreeLock> {
-    // Tree names start with a letter or digit, so this name is never a tree's.
-    TreeLock::acquire(store.state_dir(), ".publish", store.lock_timeout()).map_err(|e| {
+    TreeLock::acquire(store.state_dir(), PUBLISH_LOCK, store.lock_timeout()).map_err(|e| {
         if e.to_string().contains("is busy") {
             anyhow::anyhow!("another sidus publish, unpublish or restore is running; try again")
         } else {

@@ -36,6 +36,16 @@ pub const ALL: &[&str] = &[
     "unpublish:after-entries",
     "unpublish:after-state",
     "restore:after-serve",
+    "publish:group-after-serve",
+    "publish:group-after-kernel",
+    "publish:group-after-exports",
+    "publish:group-after-ipxe",
+    "publish:group-after-entries",
+    "publish:group-after-state",
+    "unpublish:group-after-entries",
+    "unpublish:group-after-state",
+    "node:after-inventory",
+    "node:after-entries",
     "done:before-clear",
 ];
 

@@ -66,6 +66,35 @@ impl TreeLock {
     }
 }
 
+/// What [`TreeLock::probe`] found.
+#[derive(Debug)]
+pub enum Probe {
+    /// Another process holds the lock: a writer is at work.
+    Busy,
+    /// Nobody holds it: the lock, held now (`None` when it was never taken,
+    /// so there is no lock file to hold).
+    Free(Option<TreeLock>),
+}
+
+impl TreeLock {
+    /// For a reader that must neither wait nor create anything (`sidus
+    /// doctor`): takes the lock of `name` if it is free now, without creating
+    /// its file or directory.
+    pub fn probe(state_dir: &Path, name: &str) -> Result<Probe> {
+        let path = state_dir.join("locks").join(format!("{name}.lock"));
+        let file = match OpenOptions::new().read(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Probe::Free(None)),
+            Err(e) => return Err(e).with_context(|| format!("open lock {}", path.display())),
+        };
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Probe::Free(Some(TreeLock { _lock: lock }))),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(Probe::Busy),
+            Err((_, e)) => Err(e).with_context(|| format!("lock {}", path.display())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +109,26 @@ mod tests {
         TreeLock::acquire(dir.path(), "other", Duration::ZERO).unwrap();
         drop(first);
         TreeLock::acquire(dir.path(), "lab", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn probe_sees_a_writer_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            TreeLock::probe(dir.path(), "lab").unwrap(),
+            Probe::Free(None)
+        ));
+        assert!(!dir.path().join("locks").exists());
+        let held = TreeLock::acquire(dir.path(), "lab", Duration::ZERO).unwrap();
+        assert!(matches!(
+            TreeLock::probe(dir.path(), "lab").unwrap(),
+            Probe::Busy
+        ));
+        drop(held);
+        let Probe::Free(Some(peek)) = TreeLock::probe(dir.path(), "lab").unwrap() else {
+            panic!("free after release");
+        };
+        assert!(TreeLock::try_acquire(dir.path(), "lab").unwrap().is_none());
+        drop(peek);
     }
 }

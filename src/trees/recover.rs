@@ -210,8 +210,11 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
             }
         }
         Change::Run(record) => crate::transaction::recover::finish(store, intent, record)?,
-        Change::Publish { .. } | Change::Unpublish { .. } | Change::Restore => {
-            crate::publish::recover::finish(store, intent)?
-        }
+        Change::Publish { .. }
+        | Change::Unpublish { .. }
+        | Change::Restore
+        | Change::Inventory { .. }
+        | Change::PublishGroup { .. }
+        | Change::UnpublishGroup { .. } => crate::publish::recover::finish(store, intent)?,
     })
 }

@@ -12,6 +12,7 @@
 
 use crate::fsutil::{read_json, write_json_atomic, write_json_xattr};
 mod ioctl;
+mod leftovers;
 mod qgroup;
 
 use crate::runner::Runner;
@@ -282,7 +283,12 @@ impl Backend for Btrfs {
                 .map_err(|e| BackendError::io("remove", &record, e))?;
             done.push(format!("removed the stale record {}", record.display()));
         }
+        done.extend(self.remove_leftovers(tree)?);
         Ok(done)
+    }
+
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
     }
 
     fn init_store(&self) -> Result<()> {

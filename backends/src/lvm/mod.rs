@@ -14,6 +14,7 @@
 //! holds is read from its tags (see [`tags`]).
 
 mod errors;
+mod leftovers;
 mod mountinfo;
 mod mounts;
 mod naming;
@@ -287,6 +288,10 @@ impl Backend for Lvm {
             ));
         }
         Ok(done)
+    }
+
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
     }
 
     fn capabilities(&self) -> Capabilities {

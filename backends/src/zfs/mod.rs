@@ -16,6 +16,7 @@
 //! target, swaps the clone in by renames and promotes it, so snapshots newer
 //! than the target stay listed and usable.
 
+mod leftovers;
 mod mounts;
 mod props;
 
@@ -441,13 +442,15 @@ fn parse_origin(text: &str) -> Option<Origin> {
 
 impl Backend for Zfs {
     fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
-        Ok(if self.clear_swap(tree)? {
+        let mut done = if self.clear_swap(tree)? {
             vec![format!(
                 "finished or cleaned up an interrupted rollback of '{tree}'"
             )]
         } else {
             vec![]
-        })
+        };
+        done.extend(self.collect_emptied_history(tree)?);
+        Ok(done)
     }
 
     fn kind(&self) -> &'static str {
@@ -461,6 +464,10 @@ impl Backend for Zfs {
             native_diff: true,
             pool_usage: false,
         }
+    }
+
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
     }
 
     fn init_store(&self) -> Result<()> {
@@ -788,6 +795,9 @@ impl Backend for Zfs {
             argv!["rename", &swap, &working.name],
         )?;
         self.promote(&working.name);
+        // A rollback to the newest snapshot (a failed run back to its pre)
+        // moves no snapshot aside: the replaced dataset would stay empty.
+        self.collect_history(&history);
         Ok(())
     }
 

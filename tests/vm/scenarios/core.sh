@@ -182,6 +182,8 @@ step "log"
 [[ -n $(sidus log t1) ]] || fail "sidus log t1 printed nothing"
 sidus --json log t1 | jq -e . >/dev/null || fail "sidus --json log is not JSON"
 
+doctor_healthy
+
 step "delete and destroy"
 sidus delete "t1@$B"
 assert_not_contains "$(snap_ids t1)" "$B" "B deleted"
@@ -211,4 +213,5 @@ if [[ $SIDUS_TEST_BACKEND == lvm ]]; then
     assert_eq "$mounted" "" "nothing of the destroyed trees is still mounted"
 fi
 
+doctor_healthy
 teardown_store

@@ -62,5 +62,6 @@ step "unpin, then the snapshot can go"
 sidus unpin paper
 sidus delete "lab@$a"
 assert_eq "$(sidus log lab --json | jq -r '.[0].action')" delete
+doctor_healthy
 rm -rf "$src"
 # (vm_reset tears the store down after every scenario.)

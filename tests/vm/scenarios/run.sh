@@ -67,4 +67,5 @@ assert_contains "$out" "ended the interrupted run as failed"
 [[ ! -e $tree/root/started ]] || fail "not rolled back by the recovery"
 [[ ! -e $tree/usr/sbin/policy-rc.d ]] || fail "policy-rc.d left after recovery"
 
+doctor_healthy
 teardown_store
