@@ -112,12 +112,15 @@ for f in "$blocks"/*; do
     ran=$((ran + 1))
 done
 echo "guide: ran $ran blocks on $SIDUS_TEST_BACKEND, $skipped not runnable in the VM"
-((ran >= 7)) || fail "only $ran guide blocks ran: did the markers change?"
+((ran >= 9)) || fail "only $ran guide blocks ran: did the markers change?"
 
-step "what the guide left: a published, pinned, pruned tree"
+step "what the guide left: a published, pinned, pruned tree, two nodes, a healthy store"
 assert_contains "$(cat /srv/tftp/sidus/compute.ipxe)" "nfsroot=10.0.0.1:/srv/sidus/compute/"
 assert_contains "$(cat /etc/exports.d/sidus.exports)" "10.0.0.0/24(ro"
 assert_contains "$(sidus pins compute)" paper-2026
+assert_contains "$(sidus nodes)" g001
+[[ -f /srv/tftp/sidus/nodes/52-54-00-12-34-57.ipxe ]] || fail "no boot entry of node g001"
+sidus doctor >/dev/null || fail "doctor is not healthy after the guide"
 [[ -s /var/tmp/compute-paper-2026.tar ]] || fail "the export wrote nothing"
 published=$(sidus --json status compute | jq -r '.trees[0].current')
 [[ -n $published ]] || fail "nothing current in sidus status --json"
