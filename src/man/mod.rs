@@ -209,7 +209,11 @@ fn nested_commands(cmd: &clap::Command, name: &str) -> String {
         let full = format!("{name} {}", sub.get_name());
         let _ = write!(out, ".TP\n{}", synopsis(sub, Some(&full)));
         let about = sub.get_long_about().or_else(|| sub.get_about());
-        let _ = writeln!(out, "{}", escape(&about.map(|a| a.to_string()).unwrap_or_default()));
+        let _ = writeln!(
+            out,
+            "{}",
+            escape(&about.map(|a| a.to_string()).unwrap_or_default())
+        );
         let args: Vec<_> = sub
             .get_arguments()
             .filter(|a| !a.is_hide_set() && !a.is_global_set() && a.get_id() != "help")
@@ -224,9 +228,13 @@ fn nested_commands(cmd: &clap::Command, name: &str) -> String {
                     (None, Some(l)) => format!("\\fB\\-\\-{}\\fR", escape(l)),
                     (None, None) => continue,
                 };
-                let takes_value = !a.is_positional()
-                    && a.get_num_args().is_some_and(|n| n.takes_values());
-                let value = if takes_value { format!(" {}", value_name(a)) } else { String::new() };
+                let takes_value =
+                    !a.is_positional() && a.get_num_args().is_some_and(|n| n.takes_values());
+                let value = if takes_value {
+                    format!(" {}", value_name(a))
+                } else {
+                    String::new()
+                };
                 let help = a.get_long_help().or_else(|| a.get_help());
                 let _ = writeln!(
                     out,

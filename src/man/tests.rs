@@ -132,10 +132,15 @@ fn every_page_has_exit_status_and_a_synopsis_with_a_space() {
     for sub in cmd.get_subcommands() {
         let name = super::page_name(sub.get_name());
         let fragment = super::Fragment::load(&man_dir().join("src"), &name).unwrap();
-        let Some(forms) = fragment.get("SYNOPSIS") else { continue };
+        let Some(forms) = fragment.get("SYNOPSIS") else {
+            continue;
+        };
         for a in sub.get_positionals().filter(|a| !a.is_hide_set()) {
             let shown = super::value_name(a);
-            assert!(forms.contains(&shown), "{name}: the SYNOPSIS of man/src/{name}.roff does not show {shown}");
+            assert!(
+                forms.contains(&shown),
+                "{name}: the SYNOPSIS of man/src/{name}.roff does not show {shown}"
+            );
         }
     }
     let publish = pages()
