@@ -278,3 +278,51 @@ fn long_help_points_to_the_man_page() {
     let help = publish.render_long_help().to_string();
     assert!(help.contains("See sidus-publish(8)"), "{help}");
 }
+
+/// The README's guide, as tests/vm/scenarios/guide.sh reads it: every ```sh
+/// block of the `## Guide` section follows a `<!-- guide -->`,
+/// `<!-- guide: BACKEND -->` or `<!-- guide: skip: WHY -->` line, and each
+/// backend has its store block. (The VM runs the blocks; this catches an
+/// unmarked one without it.)
+#[test]
+fn readme_guide_blocks_are_marked_for_the_vm() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let guide = readme
+        .split("\n## Guide")
+        .nth(1)
+        .expect("README has a ## Guide section");
+    let guide = guide.split("\n## ").next().unwrap();
+    let mut previous = "";
+    let mut markers = Vec::new();
+    for line in guide.lines() {
+        if line == "```sh" {
+            let marker = previous
+                .strip_prefix("<!-- guide")
+                .and_then(|m| m.strip_suffix("-->"))
+                .map(|m| m.trim_start_matches(':').trim())
+                .unwrap_or_else(|| {
+                    panic!("a guide block follows {previous:?}, not a <!-- guide --> marker")
+                });
+            assert!(
+                ["", "btrfs", "zfs", "lvm"].contains(&marker) || marker.starts_with("skip: "),
+                "unknown guide marker {marker:?}"
+            );
+            markers.push(marker.to_string());
+        }
+        if !line.trim().is_empty() {
+            previous = line;
+        }
+    }
+    for backend in ["btrfs", "zfs", "lvm"] {
+        assert!(
+            markers.iter().any(|m| m == backend),
+            "no guide block for {backend}"
+        );
+    }
+    let run = markers.iter().filter(|m| !m.starts_with("skip")).count();
+    assert!(
+        run >= 9,
+        "only {run} guide blocks run in the VM: {markers:?}"
+    );
+}
