@@ -5,8 +5,8 @@
 //! `tests/contract_*.rs` is the contract suite: the same tests run on every
 //! backend, chosen by `SIDUS_TEST_BACKEND` (`btrfs`, the default: a loop image
 //! in a temp dir; `zfs`: a dataset under the pool `SIDUS_TEST_ZPOOL`, default
-//! `sidustest`; `lvm`: a thin pool of its own in the volume group
-//! `SIDUS_TEST_VG`, default `sidusvg`). Natively they run on btrfs
+//! `sidustest`; `lvm`: the thin pool `contract` in the volume group
+//! `SIDUS_TEST_VG`, default `sidusvg`, emptied for each test: see lvm.rs). Natively they run on btrfs
 //! (`cargo nextest run`); `tests/vm/run` archives the same compiled binaries
 //! (`cargo nextest archive -E 'binary(/^contract_/)'`) and runs them in the VM
 //! on ZFS and on LVM thin (`tests/vm/scenarios/contract.sh`).
@@ -30,15 +30,15 @@
 //! [`sidus_bin`], never `env!("CARGO_BIN_EXE_sidus")`: in the VM the binary is
 //! not where it was built. A test of one backend's own mechanics (btrfs quotas,
 //! the btrfs on-disk layout) belongs in `tests/root_btrfs_*.rs` and starts with
-//! `require_root_btrfs!()`. Tests run in any order, side by side: every store has
-//! its own names, and LVM stores (whose LV names are per volume group) take
-//! turns through a lock.
+//! `require_root_btrfs!()`. Tests run in any order, side by side: btrfs and ZFS
+//! stores have names of their own, and LVM tests take turns on their pool.
 //!
 //! A skipped test passes, so a skip says so on stderr and, when
 //! `SIDUS_TEST_SKIP_LOG` names a file, adds a line to it, which `scripts/test` and
 //! the VM print after the run.
 #![allow(dead_code)]
 
+mod lvm;
 mod stores;
 
 use std::fmt;

@@ -1,22 +1,17 @@
 //! The storage under a [`super::TestStore`], per backend: what the VM (or the
 //! host) must provide, how a fresh store is made and how it is removed.
 //!
-//! Every store has names of its own (`t<pid>x<n>`: tests of one process, and
-//! processes, never share one), so tests run in any order and side by side. LVM
-//! is the exception: sidus names LVs per volume group (`sidus.state`,
-//! `sidus.t.TREE`), so LVM stores take turns through a lock held for their
-//! life, and the first one after a killed test removes what it left.
+//! btrfs and ZFS stores have names of their own (`t<pid>x<n>`: tests of one
+//! process, and processes, never share one), so tests run in any order and side
+//! by side. LVM stores take turns on one thin pool (see [`super::lvm`]).
 
+use super::lvm;
 use super::Kind;
-use nix::fcntl::{Flock, FlockArg};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Serializes the LVM stores of every test process on this machine.
-const LVM_LOCK: &str = "/run/sidus-test-lvm.lock";
-/// Prefix of the thin pools and ZFS datasets the harness makes.
+/// Prefix of the ZFS datasets the harness makes.
 const PREFIX: &str = "t";
 
 fn zpool() -> String {
@@ -37,7 +32,7 @@ fn output(argv: &[&str]) -> Option<String> {
 
 /// Runs a command the harness needs, failing the test when it fails.
 #[track_caller]
-fn must(argv: &[&str]) -> String {
+pub(super) fn must(argv: &[&str]) -> String {
     let out = Command::new(argv[0])
         .args(&argv[1..])
         .output()
@@ -51,7 +46,7 @@ fn must(argv: &[&str]) -> String {
 }
 
 /// Runs a cleanup command; a failure is reported, not fatal (drop must finish).
-fn tidy(argv: &[&str]) {
+pub(super) fn tidy(argv: &[&str]) {
     match Command::new(argv[0]).args(&argv[1..]).output() {
         Ok(o) if o.status.success() => {}
         Ok(o) => eprintln!(
@@ -101,12 +96,8 @@ pub enum Storage {
     Btrfs { image: PathBuf },
     /// `POOL/NAME`, destroyed with everything below it.
     Zfs { dataset: String },
-    /// Thin pool `VG/NAME`, removed with its thin LVs.
-    Lvm {
-        vg: String,
-        pool: String,
-        _turn: Flock<File>,
-    },
+    /// The shared thin pool, this test's turn on it.
+    Lvm(lvm::Store),
 }
 
 impl Storage {
@@ -145,37 +136,19 @@ impl Storage {
             }
             Kind::Lvm => {
                 let vg = vg();
-                let turn = lvm_turn();
-                remove_dead_lvm_stores(&vg);
-                let pool = unique_name();
-                must(&[
-                    "lvcreate",
-                    "-q",
-                    "-y",
-                    "--type",
-                    "thin-pool",
-                    "-L",
-                    size,
-                    "-n",
-                    &pool,
-                    &vg,
-                ]);
-                let mnt = dir.join("lvm");
+                let store = lvm::Store::take(&vg, size);
+                let mnt = PathBuf::from(lvm::MOUNT_ROOT);
                 // `init` takes no mount root: a config saying where, then a
                 // plain `sidus init` (which prepares the store it describes).
                 // Trees as big as the pool, not 20G: mkfs.ext4 then writes a
                 // tenth of the metadata, which under TCG is seconds per tree.
                 let config = format!(
-                    "backend = \"lvm\"\n[lvm]\nvg = \"{vg}\"\nthinpool = \"{pool}\"\nmount_root = \"{}\"\ntree_size = \"{size}\"\n",
+                    "backend = \"lvm\"\n[lvm]\nvg = \"{vg}\"\nthinpool = \"{}\"\nmount_root = \"{}\"\ntree_size = \"{size}\"\n",
+                    lvm::POOL,
                     mnt.display()
                 );
                 std::fs::write(dir.join("sidus.toml"), config).unwrap();
-                let storage = Storage::Lvm {
-                    vg,
-                    pool,
-                    _turn: turn,
-                };
-                (storage, mnt, strings(&["init"]))
+                (Storage::Lvm(store), mnt, strings(&["init"]))
             }
         }
     }
@@ -185,7 +158,7 @@ impl Storage {
         match self {
             Storage::Btrfs { image } => format!("loop image {}", image.display()),
             Storage::Zfs { dataset } => format!("dataset {dataset}"),
-            Storage::Lvm { vg, pool, .. } => format!("thin pool {vg}/{pool}"),
+            Storage::Lvm(l) => format!("thin pool {}/{} at {}", l.vg, lvm::POOL, lvm::MOUNT_ROOT),
         }
     }
 
@@ -226,24 +199,14 @@ impl Storage {
                 })
                 .collect()
             }
-            Storage::Lvm { vg, pool, .. } => {
-                must(&["lvs", "--noheadings", "-o", "lv_name,pool_lv", vg])
-                    .lines()
-                    .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-                        [name, p] if p == pool && name != "sidus.state" => Some(name.to_string()),
-                        _ => None,
-                    })
-                    .collect()
-            }
+            Storage::Lvm(l) => l.objects(),
         }
     }
 
     /// After [`unmount_under`]: what else a reboot undoes.
     pub fn deactivate(&self) {
-        if let Storage::Lvm { vg, pool, .. } = self {
-            for lv in thin_lvs(vg, pool) {
-                must(&["lvchange", "-q", "-an", &format!("{vg}/{lv}")]);
-            }
+        if let Storage::Lvm(l) = self {
+            l.deactivate();
         }
     }
 
@@ -253,58 +216,13 @@ impl Storage {
             // The image goes with the temp dir; its loop device with the unmount.
             Storage::Btrfs { .. } => {}
             Storage::Zfs { dataset } => destroy_dataset(dataset),
-            Storage::Lvm { vg, pool, .. } => {
-                tidy(&["lvremove", "-q", "-y", "-f", &format!("{vg}/{pool}")]);
-            }
+            Storage::Lvm(l) => l.empty(),
         }
     }
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
-}
-
-/// Waits for this process's turn to have an LVM store.
-fn lvm_turn() -> Flock<File> {
-    let f = File::create(LVM_LOCK).unwrap();
-    Flock::lock(f, FlockArg::LockExclusive).unwrap_or_else(|(_, e)| panic!("lock {LVM_LOCK}: {e}"))
-}
-
-/// The thin LVs of `vg/pool`.
-fn thin_lvs(vg: &str, pool: &str) -> Vec<String> {
-    must(&["lvs", "--noheadings", "-o", "lv_name,pool_lv", vg])
-        .lines()
-        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-            [name, p] if p == pool => Some(name.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// With the LVM turn held, no other store is alive: a thin pool of ours still
-/// in the VG was left by a killed test. Unmounts its LVs and removes it.
-fn remove_dead_lvm_stores(vg: &str) {
-    let pools: Vec<String> = must(&["lvs", "--noheadings", "-o", "lv_name,segtype", vg])
-        .lines()
-        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-            [name, "thin-pool"] if name.starts_with(PREFIX) => Some(name.to_string()),
-            _ => None,
-        })
-        .collect();
-    if pools.is_empty() {
-        return;
-    }
-    eprintln!("harness: removing thin pools a killed test left: {pools:?}");
-    let dm = format!("/dev/mapper/{}-", vg.replace('-', "--"));
-    let mut targets: Vec<PathBuf> = mounts()
-        .into_iter()
-        .filter(|(source, _)| source.starts_with(&dm))
-        .map(|(_, target)| target)
-        .collect();
-    unmount_all(&mut targets);
-    for pool in pools {
-        tidy(&["lvremove", "-q", "-y", "-f", &format!("{vg}/{pool}")]);
-    }
 }
 
 /// Destroys a ZFS dataset with its children, snapshots and clones; when holds
@@ -328,7 +246,7 @@ fn destroy_dataset(dataset: &str) {
 }
 
 /// Mounts as (source, target), in mount order.
-fn mounts() -> Vec<(String, PathBuf)> {
+pub(super) fn mounts() -> Vec<(String, PathBuf)> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     text.lines()
         .filter_map(|l| {
@@ -374,7 +292,8 @@ pub fn unmount_under(dir: &Path) {
     unmount_all(&mut mounts_under(dir));
 }
 
-fn unmount_all(targets: &mut Vec<PathBuf>) {
+/// Unmounts `targets`, deepest first (lazily when busy).
+pub(super) fn unmount_all(targets: &mut Vec<PathBuf>) {
     // Deepest (and, for stacked mounts, latest) first.
     targets.reverse();
     targets.sort_by_key(|t| std::cmp::Reverse(t.components().count()));

@@ -1,13 +1,16 @@
 # backends: zfs lvm
 # contract-suite
-# timeout: 1500
+# shards: lvm=2
+# timeout: 1200
 # The contract suite (tests/contract_*.rs, the same test binaries `cargo
 # nextest run` runs natively on btrfs) on this backend: tests/vm/run ships
 # them as a nextest archive with cargo-nextest in /sidus/contract. Here the VM
 # gives them what they need: a ZFS pool, or a volume group in which each test
 # makes its own thin pool (tests/common/stores.rs), and an ext4 for their temp
 # dirs. Prints one SIDUS-TEST line
-# per test with its time, then the skips and nextest's summary.
+# per test with its time, then the skips and nextest's summary. On LVM, where
+# every test makes a thin pool and a state volume first, the suite is cut in
+# two shards (SIDUS_SHARD, nextest --partition) that can run on two VMs.
 
 contract=/sidus/contract
 [[ -f $contract/tests.tar.zst ]] || fail "no $contract/tests.tar.zst (tests/vm/run ships it)"
@@ -45,10 +48,11 @@ TMPDIR=$scratch SIDUS_TEST_ZPOOL=$ZPOOL SIDUS_TEST_VG=$VG SIDUS_TEST_SKIP_LOG=$s
     SIDUS_TEST_BIN=$(command -v sidus) RUST_BACKTRACE=1 \
     cargo-nextest nextest run --archive-file "$contract/tests.tar.zst" \
     --workspace-remap "$contract/workspace" --config-file "$contract/nextest.toml" \
-    -E "${SIDUS_VM_CONTRACT_FILTER:-all()}" \
+    -E "${SIDUS_VM_CONTRACT_FILTER:-all()}" ${SIDUS_SHARD:+--partition "count:$SIDUS_SHARD"} \
     --color never --no-fail-fast --status-level pass --final-status-level fail 2>&1 |
     awk '/^ *(PASS|FAIL|SIG[A-Z]+|TIMEOUT|ABORT|LEAK|LEAK-FAIL|SLOW|TRY [0-9]+ [A-Z]+) \[|^ *Summary \[/ { print "SIDUS-TEST " $0; fflush(); next } { print; fflush() }' ||
     rc=$?
 while IFS= read -r line; do echo "SIDUS-TEST $line"; done <"$skips"
-echo "SIDUS-TEST $(wc -l <"$skips") skipped on $SIDUS_TEST_BACKEND (listed above)"
+n=$(wc -l <"$skips")
+if ((n)); then echo "SIDUS-TEST $n skipped on $SIDUS_TEST_BACKEND (listed above)"; else echo "SIDUS-TEST none skipped on $SIDUS_TEST_BACKEND"; fi
 ((rc == 0)) || fail "cargo-nextest failed (exit $rc)"
