@@ -1,6 +1,7 @@
 //! The command line: one clap struct per subcommand, no logic.
 
 use crate::config::{BackendKind, DEFAULT_PATH};
+use crate::sandbox::{caps::Cap, Network};
 use crate::trees::refs::TreeRef;
 use clap::{Args, Parser, Subcommand};
 use sidus_backends::TreeName;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 /// sidus keeps named system trees (btrfs subvolumes, ZFS datasets or LVM thin
 /// volumes), snapshots them with stable IDs, clones them instantly and rolls them
 /// back without losing history. Exit status: 0 success, 1 the operation failed,
-/// 2 usage error.
+/// 2 usage error; `run`, `shell` and `update` give the command's own status,
+/// or 125 (sidus failed), 126 (the command cannot be run), 127 (not found).
 #[derive(Debug, Parser)]
 #[command(name = "sidus", version, max_term_width = 100)]
 pub struct Cli {
@@ -81,26 +83,53 @@ pub enum Command {
     /// Run a command inside a tree, between a pre and a post snapshot; roll back if it fails.
     ///
     /// The command runs chrooted in the tree, in new mount, PID, IPC and UTS
-    /// namespaces: fresh /proc, read-only /sys, a minimal /dev, tmpfs /run and
-    /// /tmp, the host's resolv.conf, a clean environment, and no daemon started
-    /// by package scripts (policy-rc.d, fake start-stop-daemon). When it ends,
-    /// every process it left is killed and every mount it made vanishes. sidus
-    /// exits with the command's status.
+    /// namespaces: fresh /proc with the host kernel's knobs (/proc/sys, SysRq...)
+    /// read-only or masked, read-only /sys, a minimal /dev, tmpfs /run and /tmp,
+    /// the host's network and resolv.conf (or none: --network none), a clean
+    /// environment, and no daemon started by package scripts (policy-rc.d, fake
+    /// start-stop-daemon). It keeps only the capabilities package scripts need:
+    /// no module loading, clock setting, reboot, raw I/O or host network
+    /// configuration (--capability adds one back). When it ends, every process
+    /// it left is killed and every mount it made vanishes.
+    ///
+    /// Exit status, as podman's: the command's own; 125 when sidus itself
+    /// failed (no such tree, the sandbox or a snapshot failed); 126 when the
+    /// command exists but cannot be run; 127 when it is not in the tree; 2
+    /// for a usage error, such as an empty command.
     Run(RunArgs),
     /// Open an interactive shell inside a tree, wrapped as `sidus run` is.
     ///
     /// Whatever the shell's exit status, the changes are kept as a post snapshot;
-    /// `sidus rollback TREE@PRE` undoes them.
+    /// `sidus rollback TREE@PRE` undoes them. Exit status as for `run`.
     Shell(ShellArgs),
     /// Upgrade a tree's packages (apt-get update, then full-upgrade) as one run.
+    ///
+    /// Exit status as for `run`.
     Update(UpdateArgs),
+    /// List the failpoints crash tests can make sidus die at (SIDUS_FAILPOINT=NAME).
+    #[command(hide = true)]
+    Failpoints,
+    /// Print the completion script of a shell (bash, zsh, fish).
+    ///
+    /// The script asks sidus for candidates, so tree names, snapshot IDs and
+    /// labels (TREE@ID, TREE@LABEL) come from the store. Packages install it;
+    /// by hand: `sidus completions bash > /etc/bash_completion.d/sidus`.
+    Completions(CompletionsArgs),
+}
+
+/// `sidus completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: crate::completion::Shell,
 }
 
 /// `sidus publish`
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The snapshot to serve, as TREE@REF; TREE alone means TREE@latest.
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub target: TreeRef,
     /// Go back to the snapshot published before the current one (give TREE only).
     #[arg(long)]
@@ -111,7 +140,7 @@ pub struct PublishArgs {
 #[derive(Debug, Args)]
 pub struct UnpublishArgs {
     /// The published snapshot, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
     /// Also unpublish the current snapshot (removing the tree's boot entries) or
     /// one NFS clients still mount (they get ESTALE).
@@ -123,7 +152,7 @@ pub struct UnpublishArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: Option<TreeName>,
 }
 
@@ -188,7 +217,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct TreeArg {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
 }
 
@@ -196,7 +225,7 @@ pub struct TreeArg {
 #[derive(Debug, Args)]
 pub struct RefArg {
     /// The snapshot, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
 }
 
@@ -204,7 +233,7 @@ pub struct RefArg {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// Why the snapshot is taken.
     #[arg(short, long, default_value = "")]
@@ -215,7 +244,7 @@ pub struct SnapshotArgs {
 #[derive(Debug, Args)]
 pub struct CloneArgs {
     /// The source: TREE (its current state) or TREE@REF.
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub source: TreeRef,
     /// Name of the new tree.
     #[arg(value_name = "NEWTREE")]
@@ -226,7 +255,7 @@ pub struct CloneArgs {
 #[derive(Debug, Args)]
 pub struct PathArgs {
     /// TREE for the working tree, TREE@REF for a snapshot.
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub target: TreeRef,
 }
 
@@ -234,7 +263,7 @@ pub struct PathArgs {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Only the entries that concern this tree (its own, and clones made from it).
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: Option<TreeName>,
     /// At most this many entries.
     #[arg(short = 'n', long, value_name = "N")]
@@ -245,7 +274,7 @@ pub struct LogArgs {
 #[derive(Debug, Args)]
 pub struct PinArgs {
     /// The snapshot to pin, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
     /// A label for it, usable as a REF everywhere (TREE@LABEL); unique within the tree.
     #[arg(long, value_name = "LABEL", value_parser = crate::history::pins::parse_label)]
@@ -259,7 +288,7 @@ pub struct PinArgs {
 #[derive(Debug, Args)]
 pub struct UnpinArgs {
     /// The pinned snapshot: TREE@REF, TREE@LABEL, or a LABEL used in one tree only.
-    #[arg(value_name = "TREE@REF|LABEL")]
+    #[arg(value_name = "TREE@REF|LABEL", add = crate::completion::snapshot_ref())]
     pub target: TreeRef,
 }
 
@@ -267,7 +296,7 @@ pub struct UnpinArgs {
 #[derive(Debug, Args)]
 pub struct PinsArgs {
     /// Only this tree's pins.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: Option<TreeName>,
 }
 
@@ -276,7 +305,7 @@ pub struct PinsArgs {
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N")]
@@ -302,10 +331,10 @@ pub struct PruneArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The old side, as TREE@REF.
-    #[arg(value_name = "TREE@REF")]
+    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
     pub from: TreeRef,
     /// The new side: TREE@REF, or TREE for a working tree (default: the old side's working tree).
-    #[arg(value_name = "TREE[@REF]")]
+    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
     pub to: Option<TreeRef>,
     /// Compare the Debian package sets (var/lib/dpkg/status) instead of files.
     #[arg(long)]
@@ -316,7 +345,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// The snapshots' message (default: the command).
     #[arg(short, long, value_name = "MESSAGE")]
@@ -324,6 +353,9 @@ pub struct RunArgs {
     /// When the command fails, keep what it did (as a post snapshot) instead of rolling back.
     #[arg(long)]
     pub keep_on_failure: bool,
+    /// The network and capabilities of the command.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -333,18 +365,21 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// The snapshots' message.
     #[arg(short, long, value_name = "MESSAGE")]
     pub message: Option<String>,
+    /// The network and capabilities of the shell.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 /// `sidus update`
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
     /// The tree.
-    #[arg(value_name = "TREE")]
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// The snapshots' message (default: the command).
     #[arg(short, long, value_name = "MESSAGE")]
@@ -352,4 +387,20 @@ pub struct UpdateArgs {
     /// When the upgrade fails, keep what it did instead of rolling back.
     #[arg(long)]
     pub keep_on_failure: bool,
+    /// The network and capabilities of the upgrade.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+}
+
+/// What of the host a run's command reaches, for `run`, `shell` and `update`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// The command's network: the host's (apt needs it), or none (a new
+    /// network namespace with only `lo`).
+    #[arg(long, value_enum, value_name = "NET", default_value = "host")]
+    pub network: Network,
+    /// Give the command this capability too (e.g. CAP_SYS_TIME), beyond the
+    /// default set; repeatable. Recorded in the run's snapshots and journal.
+    #[arg(long = "capability", value_name = "CAP")]
+    pub capabilities: Vec<Cap>,
 }

@@ -49,6 +49,10 @@ pub struct Config {
     pub publish: Option<crate::publish::config::PublishConfig>,
 }
 
+/// The longest lock wait a config may ask for (a day): anything longer is a
+/// typo, and a Duration cannot hold every f64.
+const MAX_LOCK_TIMEOUT: f64 = 86_400.0;
+
 fn default_lock_timeout() -> f64 {
     5.0
 }
@@ -159,10 +163,11 @@ impl Config {
         }
     }
 
-    /// Parses and checks a config document; `origin` names it in errors.
+    /// Parses and checks a config document; `origin` names it in errors, with
+    /// the line and column of a syntax error or a bad setting.
     pub fn parse(text: &str, origin: &Path) -> Result<Config> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("config {}: {}", origin.display(), e.message()))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| located(text, origin, e.message(), e.span()))?;
         config
             .check()
             .with_context(|| format!("config {}", origin.display()))?;
@@ -184,14 +189,9 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Writes the config atomically, creating its directory.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self).expect("config serializes");
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))
+    /// How long a writer waits for a tree's lock (checked to fit a Duration).
+    pub fn lock_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.lock_timeout_secs.clamp(0.0, MAX_LOCK_TIMEOUT))
     }
 
     fn check(&self) -> Result<()> {
@@ -208,8 +208,11 @@ impl Config {
                 name.as_str().unwrap_or("")
             );
         }
-        if !self.lock_timeout_secs.is_finite() || self.lock_timeout_secs < 0.0 {
-            bail!("lock_timeout_secs must be a number of seconds >= 0");
+        if !(0.0..=MAX_LOCK_TIMEOUT).contains(&self.lock_timeout_secs) {
+            bail!(
+                "lock_timeout_secs must be between 0 and {MAX_LOCK_TIMEOUT} seconds, not {}",
+                self.lock_timeout_secs
+            );
         }
         if let Some(l) = &self.lvm {
             if !(0.0..=100.0).contains(&l.max_pool_use_percent) {
@@ -262,6 +265,34 @@ impl Config {
             .as_ref()
             .map(|l| l.max_pool_use_percent)
             .unwrap_or_else(default_max_pool_use)
+    }
+}
+
+/// An error in the config document `text` read from `origin`, at the byte
+/// range `span` when known: `config PATH, line L, column C: MESSAGE`.
+pub fn located(
+    text: &str,
+    origin: &Path,
+    message: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> anyhow::Error {
+    // toml puts what it expected on a second line: keep one line.
+    let message = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match span.and_then(|s| text.get(..s.start)) {
+        Some(before) => {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            anyhow::anyhow!(
+                "config {}, line {line}, column {column}: {message}",
+                origin.display()
+            )
+        }
+        None => anyhow::anyhow!("config {}: {message}", origin.display()),
     }
 }
 
@@ -326,6 +357,52 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("between 0 and 100"), "{e:#}");
+        // A huge timeout is an error, never a panic (Duration overflow).
+        for bad in ["1e300", "-1.0", "nan"] {
+            let e = parse(&format!(
+                "backend = \"btrfs\"\nlock_timeout_secs = {bad}\n[btrfs]\npath = \"/x\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                format!("{e:#}").contains("lock_timeout_secs must be between 0 and 86400"),
+                "{bad}: {e:#}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_and_column() {
+        let e = parse("backend = \"btrfs\"\n[btrfs]\npath = /x\n").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with("config test.toml, line 3, column 8: "),
+            "{text}"
+        );
+        let e = parse("backend = \"btrfs\"\n[btrfs\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 2, column 7"), "{e:#}");
+        // A bad setting is placed too.
+        let e =
+            parse("backend = \"btrfs\"\n[btrfs]\npath = \"/x\"\nloopfile = \"/y\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 4, column 1"), "{e:#}");
+    }
+
+    /// The example config the Debian package ships, as written and with every
+    /// setting uncommented, so that it never names a setting sidus refuses.
+    #[test]
+    fn example_config_parses_as_written_and_uncommented() {
+        let text = include_str!("../contrib/sidus.toml");
+        assert_eq!(parse(text).unwrap(), Config::embedded_default());
+        let all: String = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.starts_with([' ', '#']) && !rest.is_empty() => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&all).unwrap_or_else(|e| panic!("{e:#}\n{all}"));
+        assert!(c.zfs.is_some() && c.lvm.is_some() && c.prune.is_some());
+        assert_eq!(c.publish.unwrap().server.as_deref(), Some("10.0.0.1"));
     }
 
     #[test]

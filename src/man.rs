@@ -14,7 +14,7 @@ pub fn render_all() -> Vec<(String, Vec<u8>)> {
             .expect("render to memory");
         pages.push((format!("{name}.1"), buf));
     };
-    for sub in cmd.get_subcommands() {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("sidus-{}", sub.get_name());
         render(
             name.clone(),

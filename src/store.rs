@@ -1,10 +1,12 @@
 //! An opened store: the config, its backend, the journal and who is acting.
 
 use crate::config::Config;
+use crate::state::intent::{Change, Intent, Slot, TreeState};
 use crate::state::journal::{Entry, Journal};
 use crate::state::lock::TreeLock;
-use anyhow::{bail, Context, Result};
-use sidus_backends::{Backend, TreeName};
+use anyhow::{bail, Result};
+use sidus_backends::{Backend, SnapshotId, TreeName};
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -70,6 +72,10 @@ pub struct Store {
     /// Who is acting.
     pub invocation: Invocation,
     state_dir: PathBuf,
+    /// The journal action of the change [`Store::journaled`] is making.
+    action: RefCell<Option<String>>,
+    /// The intent of that change, once [`Store::begin`] wrote it.
+    pending: RefCell<Option<(Slot, Intent)>>,
 }
 
 impl Store {
@@ -93,6 +99,8 @@ impl Store {
             backend,
             invocation,
             state_dir,
+            action: RefCell::new(None),
+            pending: RefCell::new(None),
         }
     }
 
@@ -101,25 +109,119 @@ impl Store {
         &self.state_dir
     }
 
-    /// Takes the writer lock of `tree`.
+    /// Takes the writer lock of `tree`, and nothing else: see
+    /// [`Store::write_lock`] for opening a tree to change it.
     pub fn lock(&self, tree: &TreeName) -> Result<TreeLock> {
-        let timeout = Duration::from_secs_f64(self.config.lock_timeout_secs);
-        let lock = TreeLock::acquire(&self.state_dir, tree.as_str(), timeout)?;
+        let lock = TreeLock::acquire(&self.state_dir, tree.as_str(), self.lock_timeout())?;
         self.backend.forget_cached();
-        // Holding the lock, we know the sidus of any unfinished run is dead.
-        crate::transaction::recover(self, tree)?;
         Ok(lock)
     }
 
-    /// Runs a state-changing action and journals its outcome, success or failure.
-    /// `action` returns the snapshot IDs it touched.
+    /// Takes the writer lock of `tree` if it is free now, without waiting.
+    pub fn try_lock(&self, tree: &TreeName) -> Result<Option<TreeLock>> {
+        let lock = TreeLock::try_acquire(&self.state_dir, tree.as_str())?;
+        if lock.is_some() {
+            self.backend.forget_cached();
+        }
+        Ok(lock)
+    }
+
+    /// How long a writer waits for a lock.
+    pub fn lock_timeout(&self) -> Duration {
+        self.config.lock_timeout()
+    }
+
+    /// Opens `tree` for writing: takes its lock, then finishes or undoes what
+    /// a sidus that died while changing it left (its intents, a run, the
+    /// backend's half-done steps), journaling what recovery did. Holding the
+    /// lock, we know the process that wrote any intent found is gone.
+    pub fn write_lock(&self, tree: &TreeName) -> Result<TreeLock> {
+        let lock = self.lock(tree)?;
+        crate::trees::recover::recover_pending(self, tree)?;
+        Ok(lock)
+    }
+
+    /// The ID the next snapshot of `tree` gets, after every ID the tree has
+    /// now and every one it ever had (`last_id`), so an ID is never reused;
+    /// and its parent, the newest snapshot now. The caller holds the lock and
+    /// records the ID with [`Store::begin`].
+    pub fn next_id(&self, tree: &TreeName) -> Result<(SnapshotId, Option<SnapshotId>)> {
+        let mut ids = self
+            .backend
+            .snapshot_ids(tree)
+            .map_err(crate::trees::not_found_hint)?;
+        let parent = ids.iter().max().cloned();
+        ids.extend(TreeState::load(&self.state_dir, tree)?.last_id);
+        Ok((SnapshotId::next_after(chrono::Utc::now(), &ids), parent))
+    }
+
+    /// Gives the next ID of `tree` (with its parent, the newest snapshot now)
+    /// for a snapshot taken as one step of a change whose intent is already
+    /// written, recording it durably as the tree's `last_id` first.
+    pub fn reserve_id(&self, tree: &TreeName) -> Result<(SnapshotId, Option<SnapshotId>)> {
+        let next = self.next_id(tree)?;
+        let mut st = TreeState::load(&self.state_dir, tree)?;
+        st.last_id = Some(next.0.clone());
+        st.save(&self.state_dir, tree)?;
+        Ok(next)
+    }
+
+    /// Writes the intent of the change being made durably, before its first
+    /// step (`last_id`: a snapshot ID the change will give, recorded in the
+    /// same write). [`Store::journaled`] clears it once the change is journaled.
+    pub fn begin(&self, slot: Slot, change: Change, last_id: Option<&SnapshotId>) -> Result<()> {
+        let action = self
+            .action
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| "change".into());
+        let started = chrono::Utc::now();
+        let intent = Intent {
+            id: format!(
+                "{}-{}",
+                started.format("%Y%m%dT%H%M%S%.6fZ"),
+                std::process::id()
+            ),
+            action,
+            pid: std::process::id(),
+            started,
+            user: self.invocation.user.clone(),
+            command: self.invocation.command.clone(),
+            change,
+        };
+        slot.save(&self.state_dir, &intent, last_id)?;
+        *self.pending.borrow_mut() = Some((slot, intent));
+        Ok(())
+    }
+
+    /// Rewrites the pending intent with a new `change` (a run that moves on to
+    /// its next phase), durably.
+    pub fn update_intent(&self, change: Change, last_id: Option<&SnapshotId>) -> Result<()> {
+        let mut pending = self.pending.borrow_mut();
+        let (slot, intent) = pending
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no change in progress to update"))?;
+        intent.change = change;
+        slot.save(&self.state_dir, intent, last_id)
+    }
+
+    /// Runs a state-changing action and journals its outcome, success or
+    /// failure; `action` returns the snapshot IDs it touched. The change's
+    /// intent (if `f` began one) is cleared only once the journal has the
+    /// entry: when the journal cannot be written (a full disk) after the
+    /// change landed, sidus says so, returns the result (so the new ID is
+    /// printed and a retrying script does not make a second one) and leaves
+    /// the intent for the next writer to journal.
     pub fn journaled<T>(
         &self,
         action: &str,
         tree: Option<&TreeName>,
         f: impl FnOnce() -> Result<(T, Vec<String>)>,
     ) -> Result<T> {
+        let outer = self.action.replace(Some(action.to_string()));
         let result = f();
+        self.action.replace(outer);
+        let pending = self.pending.borrow_mut().take();
         let (outcome, snapshots) = match &result {
             Ok((_, ids)) => ("ok".to_string(), ids.clone()),
             Err(e) => (format!("failed: {e:#}"), Vec::new()),
@@ -132,10 +234,29 @@ impl Store {
             tree: tree.map(|t| t.to_string()),
             snapshots,
             outcome,
+            intent: pending.as_ref().map(|(_, i)| i.id.clone()),
         };
         let journaled = self.journal.append(&entry);
+        if let Err(e) = &journaled {
+            if result.is_ok() {
+                eprintln!(
+                    "sidus: warning: the {action} was made but its journal entry could not be written ({e:#}); \
+                     the next command that changes the tree writes it"
+                );
+            }
+        }
+        crate::state::failpoint::hit("done:before-clear");
+        if let Some((slot, _)) = pending {
+            if journaled.is_ok() || result.is_err() {
+                if let Err(e) = slot.clear(&self.state_dir) {
+                    log::warn!("{e:#}");
+                }
+            }
+        }
         let value = result?.0;
-        journaled.context("the change was made but could not be journaled")?;
+        if let Err(e) = journaled {
+            log::debug!("journal: {e:#}");
+        }
         Ok(value)
     }
 

@@ -568,16 +568,42 @@ fn pin_puts_a_zfs_hold_on_the_snapshot_that_follows_it_through_a_rollback() {
     store.sidus(&["delete", &format!("lab@{b}")]).ok();
 }
 
-/// Writes the in-progress file of an unfinished `sidus run` where it keeps it
-/// (src/history/protect.rs reads it): no other way leaves one on purpose.
-fn unfinished_run(store: &TestStore, tree: &str, pre: &str) {
-    let dir = store.state_dir().join("runs");
-    fs::create_dir_all(&dir).unwrap();
+/// Leaves the intent a `sidus run` whose sidus died leaves in the tree's state
+/// (src/state: no other way leaves one on purpose); returns what the file held,
+/// for [`settle_run`].
+fn unfinished_run(store: &TestStore, tree: &str, pre: &str) -> Option<Vec<u8>> {
+    let file = store.state_dir().join(format!("trees/{tree}.json"));
+    let saved = fs::read(&file).ok();
+    let last_id = saved
+        .as_ref()
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        .map_or(Value::Null, |v| v["last_id"].clone());
+    let record = serde_json::json!({
+        "op": "run", "tree": tree, "pre": pre, "on_failure": "rollback",
+        "command": "true", "message": "", "phase": "running", "pid": 1,
+        "started": "2026-11-24T08:00:00Z",
+        "wrappers": {"policy_dir": null, "policy_saved": false, "ssd_dirs": []},
+    });
+    let intent = serde_json::json!({
+        "id": "test", "action": "run", "pid": 1, "started": "2026-11-24T08:00:00Z",
+        "user": "root", "command": "sidus run", "change": record,
+    });
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(
-        dir.join(format!("{tree}.json")),
-        serde_json::json!({ "pre": pre }).to_string(),
+        &file,
+        serde_json::json!({ "last_id": last_id, "intent": intent }).to_string(),
     )
     .unwrap();
+    saved
+}
+
+/// Puts back what [`unfinished_run`] replaced.
+fn settle_run(store: &TestStore, tree: &str, saved: Option<Vec<u8>>) {
+    let file = store.state_dir().join(format!("trees/{tree}.json"));
+    match saved {
+        Some(b) => fs::write(&file, b).unwrap(),
+        None => fs::remove_file(&file).unwrap(),
+    }
 }
 
 #[test]
@@ -611,7 +637,7 @@ fn prune_deletes_only_what_no_rule_or_protection_keeps() {
         .sidus(&["clone", &format!("lab@{}", s[2]), "replay"])
         .ok();
     store.sidus(&["publish", &format!("lab@{}", s[3])]).ok();
-    unfinished_run(&store, "lab", &s[4]);
+    let saved = unfinished_run(&store, "lab", &s[4]);
 
     let plan = store
         .sidus(&["prune", "lab", "--keep-last", "1", "--dry-run", "--json"])
@@ -634,6 +660,10 @@ fn prune_deletes_only_what_no_rule_or_protection_keeps() {
                     .iter()
                     .map(|r| r["rule"].as_str().unwrap().to_string()),
             );
+            // Each reason once, in order (a published ID is named by its
+            // export and by each boot entry).
+            reasons.sort();
+            reasons.dedup();
             (
                 v["id"].as_str().unwrap().to_string(),
                 v["keep"].as_bool().unwrap(),
@@ -645,7 +675,7 @@ fn prune_deletes_only_what_no_rule_or_protection_keeps() {
         (false, ""),
         (true, "pinned"),
         (true, "clone_origin"),
-        (true, "published"),
+        (true, "boot_entry,published"),
         (true, "run_pre"),
         (false, ""),
         (true, "last"),
@@ -657,7 +687,7 @@ fn prune_deletes_only_what_no_rule_or_protection_keeps() {
     assert_eq!(why, want);
     assert_eq!(store.ids("lab"), s, "a dry run deletes nothing");
 
-    fs::remove_file(store.state_dir().join("runs/lab.json")).unwrap();
+    settle_run(&store, "lab", saved);
     let out = store.sidus(&["prune", "lab", "--keep-last", "1"]).ok();
     assert!(
         out.contains("removed 3 of 7 snapshots of 'lab', kept 4"),

@@ -273,7 +273,11 @@ fn publish_refusals_change_nothing() {
     assert!(!env.tftp.join("sidus/lab.ipxe").exists());
     assert!(!env.tftp.join(format!("sidus/lab/{a}")).exists());
     assert!(!env.exports.exists());
-    assert_eq!(env.state()["trees"], serde_json::json!({}));
+    let state = env.state();
+    assert!(
+        state["trees"] == serde_json::json!({}) || state == serde_json::json!({}),
+        "{state}"
+    );
     let log = env.sidus(&["log", "lab", "--json"]).json();
     assert!(
         log[0]["outcome"].as_str().unwrap().starts_with("failed: "),

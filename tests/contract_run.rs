@@ -258,7 +258,7 @@ fn run_failure_rolls_back_and_passes_the_status() {
     );
     // Usage errors stay sidus's own.
     store.sidus(&["run", "bb"]).fails(2);
-    store.sidus(&["run", "nosuchtree", "--", "true"]).fails(1);
+    store.sidus(&["run", "nosuchtree", "--", "true"]).fails(125);
 }
 
 #[test]
@@ -329,12 +329,19 @@ fn run_sigkill_is_recovered_by_the_next_command() {
         let out = store.sidus(&["snapshot", "bb", "-m", "next"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(
-            out.stderr.contains("finished the interrupted run"),
+            out.stderr.contains("ended the interrupted run as failed"),
             "{}",
             out.stderr
         );
         assert_wrappers_gone(&tree);
-        assert!(!store.state_dir().join("runs/bb.json").exists());
+        let state: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(store.state_dir().join("trees/bb.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            state["intent"].is_null(),
+            "the run's intent is settled: {state}"
+        );
         let snaps = snapshots(&store, "bb");
         let kinds: Vec<&str> = snaps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
         if keep {
@@ -345,12 +352,24 @@ fn run_sigkill_is_recovered_by_the_next_command() {
             assert!(!marker.exists(), "rolled back");
             assert_eq!(kinds, ["pre", "manual"]);
         }
+        // The dead run is journaled once, by recovery, under its own action.
         let log = store.sidus(&["log", "bb", "--json"]).json();
-        assert!(log
+        let recovered: Vec<_> = log
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["action"] == "recover"));
+            .filter(|e| e["action"] == "run")
+            .collect();
+        assert_eq!(recovered.len(), if keep { 2 } else { 1 }, "{log}");
+        // Cut short, the command did not succeed: journaled as a failure,
+        // as `sidus run` itself would have, whether the tree was kept or not.
+        assert!(
+            recovered[0]["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("failed: sidus pid "),
+            "{log}"
+        );
     }
 }
 
@@ -415,7 +434,7 @@ fn run_refuses_mount_points_that_are_links() {
         });
         let err = store
             .sidus(&["run", &name, "--", "touch", "/root/ran"])
-            .fails(1);
+            .fails(125);
         assert!(
             err.contains(&format!("refusing to mount on {dir}")),
             "{err}"

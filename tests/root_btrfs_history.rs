@@ -53,12 +53,23 @@ fn publish(store: &TestStore, tree: &str, current: &str, exported: &[&str]) {
 
 /// Writes the in-progress file of an unfinished `sidus run` where it keeps it
 /// (see src/protect.rs).
+/// The intent a `sidus run` whose sidus died leaves in the tree's state.
 fn unfinished_run(store: &TestStore, tree: &str, pre: &str) {
-    let dir = store.mnt.join(".sidus/runs");
+    let dir = store.mnt.join(".sidus/trees");
     fs::create_dir_all(&dir).unwrap();
+    let record = serde_json::json!({
+        "op": "run", "tree": tree, "pre": pre, "on_failure": "rollback",
+        "command": "true", "message": "", "phase": "running", "pid": 1,
+        "started": "2026-11-24T08:00:00Z",
+        "wrappers": {"policy_dir": null, "policy_saved": false, "ssd_dirs": []},
+    });
+    let intent = serde_json::json!({
+        "id": "test", "action": "run", "pid": 1, "started": "2026-11-24T08:00:00Z",
+        "user": "root", "command": "sidus run", "change": record,
+    });
     fs::write(
         dir.join(format!("{tree}.json")),
-        serde_json::json!({ "pre": pre }).to_string(),
+        serde_json::json!({ "last_id": null, "intent": intent }).to_string(),
     )
     .unwrap();
 }
@@ -182,7 +193,7 @@ fn root_btrfs_prune_keeps_what_rules_and_protections_keep_and_says_why() {
     );
 
     // Without the protections, the policy alone would take five more.
-    fs::remove_file(store.mnt.join(".sidus/runs/lab.json")).unwrap();
+    fs::remove_file(store.mnt.join(".sidus/trees/lab.json")).unwrap();
     fs::remove_file(store.mnt.join(".sidus/publish/state.json")).unwrap();
     store.sidus(&["unpin", "lab@paper-2026"]).ok();
     let mut args = vec!["prune", "lab"];

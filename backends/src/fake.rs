@@ -100,6 +100,7 @@ impl Backend for Fake {
                 name: n.clone(),
                 path: PathBuf::from("/fake").join(n.as_str()),
                 origin: t.origin.clone(),
+                damaged: None,
             })
             .collect())
     }

@@ -2,7 +2,7 @@
 
 use crate::{BackendError, Result};
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::Path;
 
 /// Undoes the octal escapes the kernel writes in /proc/self/mountinfo fields
@@ -61,21 +61,11 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
     }
 }
 
-/// Writes JSON to a temp file beside `path` and renames it over `path`, so a
-/// reader sees the old or the new document, never half of one.
+/// Writes JSON through [`crate::durable::write_atomic`]: a reader sees the old
+/// or the new document, never half of one, also after a crash.
 pub(crate) fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("tmp");
     let data = serde_json::to_vec(value).expect("serializable");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&data)?;
-        f.sync_data()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        BackendError::io("write", path, e)
-    })
+    crate::durable::write_atomic(path, &data, 0o644).map_err(|e| BackendError::io("write", path, e))
 }
 
 fn read_xattr(path: &Path) -> Option<Vec<u8>> {

@@ -6,6 +6,7 @@
 //! crate. Nothing here knows the CLI, the journal or publishing.
 
 pub mod btrfs;
+pub mod durable;
 pub mod fake;
 mod fsutil;
 pub mod lvm;
@@ -140,6 +141,13 @@ pub trait Backend {
     /// this process; called once a tree's lock is held, when another sidus may
     /// have changed the store while this one waited.
     fn forget_cached(&self) {}
+    /// Finishes or removes what an interrupted step of this backend left for
+    /// `tree` (a rollback's scratch copy, a swap cut between two renames, a
+    /// record that outlived its tree). Called only by a writer holding the
+    /// tree's lock, never on a read path. Returns what it did, for the journal.
+    fn recover(&self, _tree: &TreeName) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Creates the store's structure; succeeds if it is already there.
     fn init_store(&self) -> Result<()>;
     /// Checks the store is present, mounted and of the right kind, mounting what
@@ -163,7 +171,8 @@ pub trait Backend {
     }
     /// Creates an empty, mounted working tree.
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf>;
-    /// Removes a working tree and all of its snapshots.
+    /// Removes a working tree and all of its snapshots; also finishes a
+    /// destroy a crash interrupted (whatever is left of the tree goes).
     fn destroy_tree(&self, tree: &TreeName) -> Result<()>;
     /// The mounted working tree.
     fn tree_path(&self, tree: &TreeName) -> Result<PathBuf>;

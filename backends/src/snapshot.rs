@@ -179,6 +179,10 @@ pub struct TreeRecord {
     pub path: PathBuf,
     /// The snapshot it was cloned from, if any.
     pub origin: Option<Origin>,
+    /// Why its record could not be read (its origin is then unknown), naming
+    /// the file; the tree still lists and can be destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 #[cfg(test)]

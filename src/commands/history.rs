@@ -14,7 +14,7 @@ use sidus_backends::{BackendError, TreeName};
 
 pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
     let outcome = store.journaled("pin", Some(&a.target.tree), || {
-        let _lock = store.lock(&a.target.tree)?;
+        let _lock = store.write_lock(&a.target.tree)?;
         let snap = trees::resolve_ref(store, &a.target)?;
         let file = Pins::new(store.state_dir());
         let held = file.of_tree(&snap.tree)?.iter().any(|p| p.id == snap.id);
@@ -95,7 +95,7 @@ pub fn unpin(store: &Store, json: bool, a: &UnpinArgs) -> Result<()> {
     // The tree is only known after looking the label up; look again under the lock.
     let tree = find_pin(store, &a.target)?.tree;
     let pin = store.journaled("unpin", Some(&tree), || {
-        let _lock = store.lock(&tree)?;
+        let _lock = store.write_lock(&tree)?;
         let pin = find_pin(store, &a.target)?;
         match store.backend.release(&pin.tree, &pin.id, HOLD_TAG) {
             // A snapshot removed behind sidus's back: the pin can still go.

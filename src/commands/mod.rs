@@ -31,6 +31,9 @@ pub struct TreeView {
     pub latest: Option<String>,
     /// The snapshot it was cloned from.
     pub origin: Option<Origin>,
+    /// Why its record cannot be read (its origin is then unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// Runs the parsed command line.
@@ -38,11 +41,27 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Init(args) = &cli.command {
         return init::init(&cli, args);
     }
+    if let Command::Failpoints = &cli.command {
+        crate::state::failpoint::ALL
+            .iter()
+            .for_each(|f| println!("{f}"));
+        return Ok(());
+    }
+    if let Command::Completions(a) = &cli.command {
+        let mut out = std::io::stdout().lock();
+        return crate::completion::write_script(a.shell, &mut out)
+            .map_err(|e| anyhow::anyhow!("write the {:?} completion script: {e}", a.shell));
+    }
+    if let Command::Run(a) = &cli.command {
+        run::check_command(&a.command)?;
+    }
     let config = Config::load(&cli.config)?;
     let store = Store::open(config, Invocation::current())?;
     let json = cli.json;
     match cli.command {
-        Command::Init(_) => unreachable!("handled above"),
+        Command::Init(_) | Command::Failpoints | Command::Completions(_) => {
+            unreachable!("handled above")
+        }
         Command::Create(a) if a.debootstrap.is_some() => run::create(&store, json, &a),
         Command::Create(a) => write::create(&store, json, &a),
         Command::List => read::list(&store, json),
@@ -89,6 +108,7 @@ pub fn tree_views(store: &Store, only: Option<&TreeName>) -> Result<Vec<TreeView
                 snapshots: count,
                 latest,
                 origin: t.origin,
+                damaged: t.damaged,
                 name: t.name,
             }
         })

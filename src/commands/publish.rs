@@ -1,7 +1,7 @@
 //! Serving snapshots to nodes: publish, unpublish, status, restore, prepare-node.
 
 use crate::cli::{PublishArgs, UnpublishArgs};
-use crate::output::{json as print_json, or_dash, table};
+use crate::output::{escape, json as print_json, or_dash, table};
 use crate::publish::{node, ops, restore as restore_mod, status as status_mod};
 use crate::store::Store;
 use crate::trees;
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 fn note(applied: crate::publish::system::Applied, store: &Store) {
     if let Some(n) = applied.note(&store.config.publish().exports_file) {
-        eprintln!("sidus: note: {n}");
+        eprintln!("sidus: note: {}", escape(&n));
     }
 }
 
@@ -77,7 +77,7 @@ pub fn unpublish(store: &Store, json: bool, a: &UnpublishArgs) -> Result<()> {
         Ok((u, ids))
     })?;
     for w in &u.warnings {
-        eprintln!("sidus: warning: {w}");
+        eprintln!("sidus: warning: {}", escape(w));
     }
     if json {
         print_json(&u);
@@ -87,7 +87,7 @@ pub fn unpublish(store: &Store, json: bool, a: &UnpublishArgs) -> Result<()> {
     if !u.cut_off_clients.is_empty() {
         eprintln!(
             "sidus: warning: cut off NFS clients {}",
-            u.cut_off_clients.join(", ")
+            escape(&u.cut_off_clients.join(", "))
         );
     }
     let extra = if u.was_current {
@@ -161,7 +161,7 @@ pub fn status(store: &Store, json: bool, tree: Option<&TreeName>) -> Result<()> 
     if !s.nfsd_running {
         println!("nfsd is not running here");
     } else if !s.nfsv4_clients.is_empty() {
-        println!("NFSv4 clients: {}", s.nfsv4_clients.join(", "));
+        println!("NFSv4 clients: {}", escape(&s.nfsv4_clients.join(", ")));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::tree_views;
 use crate::cli::LogArgs;
-use crate::output::{json as print_json, or_dash, table};
+use crate::output::{escape, json as print_json, or_dash, table};
 use crate::store::Store;
 use crate::trees;
 use crate::trees::refs::TreeRef;
@@ -11,6 +11,13 @@ use sidus_backends::{Snapshot, TreeName};
 
 pub fn list(store: &Store, json: bool) -> Result<()> {
     let views = tree_views(store, None)?;
+    for v in views.iter().filter(|v| v.damaged.is_some()) {
+        eprintln!(
+            "sidus: warning: tree '{}': its origin is unknown: {} (see `sidus doctor {0}`)",
+            v.name,
+            v.damaged.as_deref().unwrap_or_default()
+        );
+    }
     if json {
         print_json(&views);
         return Ok(());
@@ -18,12 +25,16 @@ pub fn list(store: &Store, json: bool) -> Result<()> {
     let rows = views
         .into_iter()
         .map(|v| {
+            let origin = match (&v.origin, &v.damaged) {
+                (None, Some(_)) => "(damaged record)".to_string(),
+                _ => or_dash(v.origin),
+            };
             vec![
                 v.name.to_string(),
                 v.backend.to_string(),
                 v.snapshots.to_string(),
                 or_dash(v.latest),
-                or_dash(v.origin),
+                origin,
                 v.path.display().to_string(),
             ]
         })
@@ -83,10 +94,10 @@ fn print_snapshot(s: &Snapshot) {
         s.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     println!("kind:     {}", s.kind);
-    println!("message:  {}", s.message);
+    println!("message:  {}", escape(&s.message));
     println!("parent:   {}", or_dash(s.parent.as_ref()));
-    println!("user:     {}", s.user);
-    println!("command:  {}", s.command);
+    println!("user:     {}", escape(&s.user));
+    println!("command:  {}", escape(&s.command));
     if let Some(pre) = &s.pre {
         println!("pre:      {pre}");
     }
@@ -100,6 +111,7 @@ pub fn path(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
     if json {
         print_json(&serde_json::json!({ "path": path }));
     } else {
+        // A value for scripts, like pwd's: printed as it is.
         println!("{}", path.display());
     }
     Ok(())
@@ -116,7 +128,15 @@ fn snapshot_column(ids: &[String]) -> String {
 }
 
 pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
-    let mut entries = store.journal.read(args.tree.as_ref().map(|t| t.as_str()))?;
+    let read = store.journal.read(args.tree.as_ref().map(|t| t.as_str()))?;
+    if read.damaged > 0 {
+        eprintln!(
+            "sidus: warning: skipped {} damaged line(s) in the journal {} (left by a crash mid-write)",
+            read.damaged,
+            store.journal.path().display()
+        );
+    }
+    let mut entries = read.entries;
     entries.reverse();
     if let Some(n) = args.limit {
         entries.truncate(n);
@@ -126,6 +146,10 @@ pub fn log(store: &Store, json: bool, args: &LogArgs) -> Result<()> {
         return Ok(());
     }
     if entries.is_empty() {
+        if args.limit == Some(0) {
+            // Asked for none: the journal may well have entries.
+            return Ok(());
+        }
         match &args.tree {
             Some(t) => println!("no journal entry concerns tree '{t}'"),
             None => println!("the journal is empty"),

@@ -2,12 +2,14 @@
 //! `create --debootstrap`.
 
 use super::tree_views;
-use crate::cli::{CreateArgs, RunArgs, ShellArgs, UpdateArgs};
-use crate::output::json as print_json;
+use crate::cli::{CreateArgs, RunArgs, SandboxArgs, ShellArgs, UpdateArgs};
+use crate::output::{escape, json as print_json};
 use crate::sandbox::paths::TreeRoot;
+use crate::sandbox::Access;
 use crate::store::Store;
 use crate::transaction::{self, CommandFailed, OnFailure, Report, Request};
 use crate::trees::debootstrap::{self, Bootstrap};
+use crate::WithDetail;
 use anyhow::Result;
 use rustix::fs::OFlags;
 
@@ -15,6 +17,26 @@ use rustix::fs::OFlags;
 /// configuration files (the admin's) over the packages' new ones.
 const UPGRADE: &str = "apt-get update && apt-get -y -o Dpkg::Options::=--force-confdef \
 -o Dpkg::Options::=--force-confold full-upgrade";
+
+fn access(a: &SandboxArgs) -> Access {
+    Access {
+        network: a.network,
+        capabilities: a.capabilities.clone(),
+    }
+}
+
+/// Refuses an empty command name (`sidus run TREE -- ''`) as the usage error
+/// it is, before anything is opened.
+pub fn check_command(argv: &[String]) -> Result<()> {
+    match argv.first() {
+        Some(prog) if !prog.is_empty() => Ok(()),
+        _ => Err(crate::UsageError(
+            "no command to run: give it after `--` (e.g. sidus run TREE -- apt-get install -y hello)"
+                .into(),
+        )
+        .into()),
+    }
+}
 
 fn policy(keep: bool) -> OnFailure {
     if keep {
@@ -34,6 +56,7 @@ pub fn run(store: &Store, json: bool, a: &RunArgs) -> Result<()> {
             message: a.message.clone(),
             on_failure: policy(a.keep_on_failure),
             extra_env: vec![],
+            access: access(&a.sandbox),
         },
     )
 }
@@ -48,6 +71,7 @@ pub fn update(store: &Store, json: bool, a: &UpdateArgs) -> Result<()> {
             message: Some(a.message.clone().unwrap_or_else(|| "update".into())),
             on_failure: policy(a.keep_on_failure),
             extra_env: vec![],
+            access: access(&a.sandbox),
         },
     )
 }
@@ -79,6 +103,7 @@ pub fn shell(store: &Store, json: bool, a: &ShellArgs) -> Result<()> {
                 ("PS1".into(), format!("({tag}) \\w # ")),
                 ("debian_chroot".into(), tag),
             ],
+            access: access(&a.sandbox),
         },
     )
 }
@@ -104,9 +129,18 @@ fn execute(store: &Store, json: bool, req: Request) -> Result<()> {
     });
     if let Some(r) = &got {
         for w in &r.warnings {
-            eprintln!("sidus: warning: {w}");
+            eprintln!("sidus: warning: {}", escape(w));
         }
         if json {
+            // One document: a failed command's report rides in the error's.
+            if let Err(e) = result {
+                return Err(WithDetail {
+                    error: e,
+                    key: "run",
+                    value: serde_json::to_value(r).expect("report serializes"),
+                }
+                .into());
+            }
             print_json(r);
         } else if let (true, Some(post)) = (r.outcome.success(), &r.post) {
             // stdout is the command's: sidus speaks on stderr.
@@ -171,6 +205,7 @@ pub fn create(store: &Store, json: bool, a: &CreateArgs) -> Result<()> {
                 message: Some("initramfs with the sidus node support".into()),
                 on_failure: OnFailure::Rollback,
                 extra_env: vec![],
+                access: Access::default(),
             },
         )?;
     }

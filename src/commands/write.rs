@@ -4,10 +4,10 @@ use super::tree_views;
 use crate::cli::{CloneArgs, CreateArgs, SnapshotArgs};
 use crate::output::json as print_json;
 use crate::store::Store;
+use crate::trees;
 use crate::trees::refs::TreeRef;
-use crate::trees::{self, RunFacts};
 use anyhow::Result;
-use sidus_backends::{SnapshotKind, TreeName};
+use sidus_backends::TreeName;
 
 fn print_tree(store: &Store, tree: &TreeName) -> Result<()> {
     let views = tree_views(store, Some(tree))?;
@@ -32,14 +32,7 @@ pub fn create(store: &Store, json: bool, a: &CreateArgs) -> Result<()> {
 
 pub fn snapshot(store: &Store, json: bool, a: &SnapshotArgs) -> Result<()> {
     let snap = store.journaled("snapshot", Some(&a.tree), || {
-        let _lock = store.lock(&a.tree)?;
-        let s = trees::take_snapshot(
-            store,
-            &a.tree,
-            SnapshotKind::Manual,
-            &a.message,
-            RunFacts::default(),
-        )?;
+        let s = trees::snapshot(store, &a.tree, &a.message)?;
         let ids = vec![s.id.to_string()];
         Ok((s, ids))
     })?;

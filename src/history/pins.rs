@@ -5,11 +5,10 @@
 //! file, the store-wide `.pins` lock (tree names never start with a dot).
 
 use crate::store::Store;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sidus_backends::{Label, SnapshotId, TreeName};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The hold tag pins put on snapshots of backends with storage-enforced holds.
@@ -136,13 +135,11 @@ impl Pins {
 
     /// Every pin; none when the file does not exist.
     pub fn load(&self) -> Result<Vec<Pin>> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => Ok(serde_json::from_slice::<PinFile>(&bytes)
-                .with_context(|| format!("read pins {}", self.path.display()))?
-                .pins),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(e).with_context(|| format!("read pins {}", self.path.display())),
-        }
+        Ok(
+            crate::state::record::read::<PinFile>(&self.path, "the pins file")?
+                .map(|f| f.pins)
+                .unwrap_or_default(),
+        )
     }
 
     /// The pins of one tree.
@@ -160,7 +157,7 @@ impl Pins {
         store: &Store,
         f: impl FnOnce(&mut Vec<Pin>) -> Result<T>,
     ) -> Result<T> {
-        let timeout = std::time::Duration::from_secs_f64(store.config.lock_timeout_secs);
+        let timeout = store.lock_timeout();
         let _lock = crate::state::lock::TreeLock::acquire(&self.state_dir, ".pins", timeout)?;
         let mut pins = self.load()?;
         let value = f(&mut pins)?;
@@ -173,21 +170,7 @@ impl Pins {
             version: 1,
             pins: pins.to_vec(),
         };
-        let mut data = serde_json::to_vec_pretty(&file).expect("pins serialize");
-        data.push(b'\n');
-        let tmp = self.path.with_extension("json.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            // The rename itself must survive a crash too.
-            std::fs::File::open(&self.state_dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            anyhow::Error::new(e).context(format!("write pins {}", self.path.display()))
-        })
+        crate::state::record::write(&self.path, &file)
     }
 }
 

@@ -1,33 +1,28 @@
-//! Every reason a snapshot must not be deleted, in one place: `delete`, `prune`
-//! and `destroy` all ask here.
+//! Every reason a snapshot must not be deleted, in one place: `delete`, `prune`,
+//! `destroy` and `unpublish` all ask here.
 //!
-//! Sources, all read at the moment of the decision:
+//! Sources, all read at the moment of the decision, each through its owner's
+//! own reader (no copy of another module's schema here):
 //! - clone origins, from the backend's tree records;
-//! - pins, from `<state_dir>/pins.json` ([`crate::history::pins`]);
-//! - publishing, from `<state_dir>/publish/state.json` when it exists, written by
-//!   the publish feature in exactly this shape (unknown fields are ignored):
-//!   ```json
-//!   {"trees": {"TREE": {"current": "ID", "exported": ["ID", "..."]}}}
-//!   ```
-//!   `current` is the snapshot clients boot now; `exported` every snapshot an
-//!   export (NFS or otherwise) still serves. Both are protected.
-//! - an unfinished `sidus run`, from its in-progress file when it exists,
-//!   holding at least `{"pre": "ID"}`: that `pre` snapshot is what the run
-//!   rolls back to, so it stays while the file does. `sidus run` writes
-//!   `<state_dir>/runs/<tree>.json` (src/transaction/record.rs);
-//!   `<state_dir>/sessions/<tree>.json`, the name first agreed, is read too.
+//! - pins ([`crate::history::pins`]);
+//! - publishing: the publish state ([`crate::publish::state::PublishState`]),
+//!   a publish whose sidus died before committing (its intent), and, whatever
+//!   those say, the tree's boot entries on disk: a snapshot a node would boot
+//!   is never removed;
+//! - an unfinished `sidus run`: its `pre` snapshot, what the run rolls back to.
 //!
 //! A state file that exists but cannot be read fails the decision: when in doubt,
 //! nothing is deleted.
 
 use crate::history::pins::{Pin, Pins};
+use crate::publish::state::PublishState;
+use crate::state::intent::{Change, Slot, TreeState};
 use crate::store::Store;
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use sidus_backends::{SnapshotId, TreeName, TreeRecord};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::PathBuf;
 
 /// One reason a snapshot is protected.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,6 +45,11 @@ pub enum Protection {
     },
     /// The `pre` snapshot of a `sidus run` that has not finished.
     RunPre,
+    /// A boot entry on disk names it (nodes would boot it).
+    BootEntry {
+        /// The entry file.
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Protection {
@@ -62,31 +62,22 @@ impl fmt::Display for Protection {
             Protection::Published { current: false } => f.write_str("published"),
             Protection::CloneOrigin { clone } => write!(f, "the origin of clone '{clone}'"),
             Protection::RunPre => f.write_str("the pre snapshot of an unfinished `sidus run`"),
+            Protection::BootEntry { path } => {
+                write!(f, "named by the boot entry {}", path.display())
+            }
         }
     }
 }
 
-/// The published snapshots of one tree, as the publish feature records them.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// The published snapshots of one tree.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Published {
     /// The snapshot clients boot now.
-    #[serde(default)]
     pub current: Option<SnapshotId>,
-    /// Every snapshot still exported.
-    #[serde(default)]
+    /// Every snapshot still exported, and any a publish in progress is making current.
     pub exported: Vec<SnapshotId>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct PublishState {
-    #[serde(default)]
-    trees: BTreeMap<String, Published>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Session {
-    #[serde(default)]
-    pre: Option<SnapshotId>,
+    /// Snapshots the tree's boot entries on disk name, with the entry file.
+    pub boot_entries: Vec<(SnapshotId, PathBuf)>,
 }
 
 /// The protections of one tree's snapshots.
@@ -100,8 +91,8 @@ impl Protections {
     pub fn load(store: &Store, tree: &TreeName) -> Result<Protections> {
         let trees = store.backend.list_trees()?;
         let pins = Pins::new(store.state_dir()).of_tree(tree)?;
-        let published = published(store.state_dir(), tree)?;
-        let pre = run_pre(store.state_dir(), tree)?;
+        let published = published(store, tree)?;
+        let pre = run_pre(store, tree)?;
         Ok(Protections::from_parts(
             tree, &trees, &pins, &published, &pre,
         ))
@@ -131,6 +122,9 @@ impl Protections {
             if published.current.as_ref() != Some(id) {
                 p.add(id, Protection::Published { current: false });
             }
+        }
+        for (id, path) in &published.boot_entries {
+            p.add(id, Protection::BootEntry { path: path.clone() });
         }
         for t in trees {
             if let Some(o) = t.origin.as_ref().filter(|o| &o.tree == tree) {
@@ -175,44 +169,40 @@ pub fn describe(reasons: &[Protection]) -> String {
         .join(", ")
 }
 
-/// The published snapshots of `tree`, from `<state_dir>/publish/state.json`.
-pub fn published(state_dir: &Path, tree: &TreeName) -> Result<Published> {
-    let path = state_dir.join("publish").join("state.json");
-    let Some(state) = read_optional::<PublishState>(&path)? else {
-        return Ok(Published::default());
-    };
-    Ok(state.trees.get(tree.as_str()).cloned().unwrap_or_default())
-}
-
-/// Where an unfinished run of a tree keeps its state, relative to the state
-/// directory: where `sidus run` writes it, and the name first agreed.
-const RUN_FILES: [&str; 2] = ["runs", "sessions"];
-
-/// The `pre` snapshots of `tree`'s unfinished run, from its in-progress files.
-pub fn run_pre(state_dir: &Path, tree: &TreeName) -> Result<Vec<SnapshotId>> {
-    let mut out = Vec::new();
-    for dir in RUN_FILES {
-        let path = state_dir.join(dir).join(format!("{tree}.json"));
-        if let Some(pre) = read_optional::<Session>(&path)?.and_then(|s| s.pre) {
-            if !out.contains(&pre) {
-                out.push(pre);
+/// What is published of `tree`: the publish state, a publish in progress, and
+/// the boot entries on disk.
+pub fn published(store: &Store, tree: &TreeName) -> Result<Published> {
+    let state = PublishState::load(store.state_dir())
+        .context("needed to know which snapshots are protected")?;
+    let mut out = Published::default();
+    if let Some(t) = state.trees.get(tree) {
+        out.current = t.current.clone();
+        out.exported = t.exported.clone();
+    }
+    if let Some(intent) = Slot::Publish.load(store.state_dir())? {
+        if let Change::Publish { tree: t, id } = intent.change {
+            if &t == tree && !out.exported.contains(&id) {
+                out.exported.push(id);
             }
+        }
+    }
+    let cfg = store.config.publish();
+    for path in crate::publish::boot::entry_paths(&cfg.boot_root, tree) {
+        if let Some(id) = crate::publish::steps::entry_names(&path) {
+            out.boot_entries.push((id, path));
         }
     }
     Ok(out)
 }
 
-fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
-            format!(
-                "read {} (needed to know which snapshots are protected)",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
-    }
+/// The `pre` snapshot of `tree`'s unfinished run, from its intent.
+pub fn run_pre(store: &Store, tree: &TreeName) -> Result<Vec<SnapshotId>> {
+    let st = TreeState::load(store.state_dir(), tree)
+        .context("needed to know which snapshots are protected")?;
+    Ok(match st.intent.map(|i| i.change) {
+        Some(Change::Run(r)) => vec![r.pre],
+        _ => vec![],
+    })
 }
 
 #[cfg(test)]
@@ -238,6 +228,7 @@ mod tests {
                 tree: t.parse().unwrap(),
                 id: id(i),
             }),
+            damaged: None,
         }
     }
 
@@ -260,6 +251,7 @@ mod tests {
         let published = Published {
             current: Some(id(B)),
             exported: vec![id(B), id(C)],
+            boot_entries: vec![(id(E), "/srv/tftp/sidus/lab.ipxe".into())],
         };
         let p = Protections::from_parts(&lab, &trees, &pins, &published, &[id(D)]);
         assert_eq!(
@@ -272,49 +264,14 @@ mod tests {
             describe(p.of(&id(D))),
             "the pre snapshot of an unfinished `sidus run`"
         );
-        assert!(p.of(&id(E)).is_empty());
+        assert_eq!(
+            describe(p.of(&id(E))),
+            "named by the boot entry /srv/tftp/sidus/lab.ipxe"
+        );
         // Another tree's origins and pins do not protect this tree's IDs.
         let other: TreeName = "other".parse().unwrap();
         let q = Protections::from_parts(&other, &trees, &pins, &Published::default(), &[]);
         assert_eq!(describe(q.of(&id(B))), "the origin of clone 'elsewhere'");
         assert!(q.of(&id(A)).is_empty());
-    }
-
-    #[test]
-    fn state_files_are_optional_but_must_parse() {
-        let dir = tempfile::tempdir().unwrap();
-        let lab: TreeName = "lab".parse().unwrap();
-        assert_eq!(published(dir.path(), &lab).unwrap(), Published::default());
-        assert!(run_pre(dir.path(), &lab).unwrap().is_empty());
-        std::fs::create_dir_all(dir.path().join("publish")).unwrap();
-        std::fs::create_dir_all(dir.path().join("sessions")).unwrap();
-        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
-        std::fs::write(
-            dir.path().join("publish/state.json"),
-            format!(
-                r#"{{"trees": {{"lab": {{"current": "{A}", "exported": ["{B}"], "extra": 1}}}}}}"#
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("sessions/lab.json"),
-            format!(r#"{{"pre": "{C}", "pid": 42}}"#),
-        )
-        .unwrap();
-        let p = published(dir.path(), &lab).unwrap();
-        assert_eq!((p.current, p.exported), (Some(id(A)), vec![id(B)]));
-        assert_eq!(run_pre(dir.path(), &lab).unwrap(), [id(C)]);
-        // The record `sidus run` writes (src/transaction/record.rs), trimmed.
-        std::fs::write(
-            dir.path().join("runs/lab.json"),
-            format!(
-                r#"{{"tree": "lab", "pre": "{D}", "on_failure": "rollback", "phase": "running", "pid": 7}}"#
-            ),
-        )
-        .unwrap();
-        assert_eq!(run_pre(dir.path(), &lab).unwrap(), [id(D), id(C)]);
-        std::fs::write(dir.path().join("sessions/lab.json"), "{trunc").unwrap();
-        let e = run_pre(dir.path(), &lab).unwrap_err();
-        assert!(format!("{e:#}").contains("needed to know which snapshots are protected"));
     }
 }

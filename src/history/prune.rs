@@ -3,6 +3,8 @@
 
 use crate::history::protect::{Protection, Protections};
 use crate::history::retention::{self, Policy, Reason};
+use crate::state::failpoint;
+use crate::state::intent::{Change, Slot};
 use crate::store::Store;
 use anyhow::Result;
 use serde::Serialize;
@@ -82,7 +84,7 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
     let _lock = if dry_run {
         None
     } else {
-        Some(store.lock(tree)?)
+        Some(store.write_lock(tree)?)
     };
     crate::trees::find_tree(store, tree)?;
     let snaps = store.backend.list_snapshots(Some(tree))?;
@@ -95,7 +97,28 @@ pub fn prune(store: &Store, tree: &TreeName, policy: &Policy, dry_run: bool) -> 
             .filter(|v| !v.keep)
             .map(|v| v.snapshot.id.clone())
             .collect();
-        if let Err(e) = store.backend.delete_snapshots(tree, &doomed) {
+        if !doomed.is_empty() {
+            store.begin(
+                Slot::Tree(tree.clone()),
+                Change::Delete {
+                    tree: tree.clone(),
+                    ids: doomed.clone(),
+                },
+                None,
+            )?;
+        }
+        // The first alone, so that a crash test can die between the two; the
+        // rest is tried even when the first fails, as one backend call would.
+        let (first, rest) = doomed.split_at(doomed.len().min(1));
+        let some = store.backend.delete_snapshots(tree, first);
+        if some.is_ok() {
+            failpoint::hit("prune:after-some");
+        }
+        let deleted = store.backend.delete_snapshots(tree, rest).and(some);
+        if deleted.is_ok() && !doomed.is_empty() {
+            failpoint::hit("prune:after-all");
+        }
+        if let Err(e) = deleted {
             // Some may be gone already: say which, from the storage itself.
             let what = match store.backend.snapshot_ids(tree) {
                 Ok(left) => {
@@ -176,7 +199,7 @@ mod tests {
         ];
         let published = Published {
             current: Some(ids[1].parse::<SnapshotId>().unwrap()),
-            exported: vec![],
+            ..Published::default()
         };
         let prot = Protections::from_parts(&lab, &[], &[], &published, &[ids[0].parse().unwrap()]);
         let policy = Policy {

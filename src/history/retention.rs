@@ -403,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_snapshots_select_fast_and_keep_the_right_count() {
+    fn ten_thousand_snapshots_keep_the_right_count() {
         let start = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -411,9 +411,8 @@ mod tests {
         let ids: Vec<SnapshotId> = (0..10_000)
             .map(|i| SnapshotId::new(start + chrono::Duration::minutes(37 * i), 0))
             .collect();
-        let t = std::time::Instant::now();
+        // Speed is bench/history.sh's to check, not a timed test's.
         let v = select(&ids, &p(10, 24, 30, 8, 12));
-        assert!(t.elapsed() < std::time::Duration::from_millis(500));
         let kept = v.iter().filter(|r| !r.is_empty()).count();
         // last 10 and hourly 24 overlap in the newest hours; daily, weekly and
         // monthly share their newest snapshots.

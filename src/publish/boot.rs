@@ -120,6 +120,11 @@ pub fn pxelinux_path(boot_root: &Path, tree: &TreeName) -> PathBuf {
     boot_root.join("pxelinux.cfg").join(format!("sidus-{tree}"))
 }
 
+/// Every boot entry file of a tree, the iPXE script first.
+pub fn entry_paths(boot_root: &Path, tree: &TreeName) -> [PathBuf; 2] {
+    [ipxe_path(boot_root, tree), pxelinux_path(boot_root, tree)]
+}
+
 /// What a boot entry names.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {

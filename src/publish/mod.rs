@@ -9,6 +9,7 @@ pub mod exports;
 pub mod intree;
 pub mod node;
 pub mod ops;
+pub mod recover;
 pub mod restore;
 pub mod state;
 pub mod status;

@@ -5,12 +5,14 @@
 //! Order of a publish, and why:
 //! 1. checks that change nothing: the snapshot exists and its /boot has a
 //!    kernel, nfsd can be told, the server address is known;
-//! 2. mount the snapshot read-only at `<root>/TREE/ID` (kept if already there);
-//! 3. copy its kernel and initrd to `<boot_root>/sidus/TREE/ID/`;
-//! 4. rewrite the exports file whole and `exportfs -ra` (old IDs stay exported);
-//! 5. save the state: from here prune and delete protect the new ID;
-//! 6. rewrite the iPXE script and PXELINUX entry: the switch, last, so nodes are
-//!    never sent to something not yet served and protected.
+//! 2. the intent, durably: from here the ID is protected, and a crash is
+//!    finished or undone by the next publisher (see [`super::recover`]);
+//! 3. mount the snapshot read-only at `<root>/TREE/ID` (kept if already there);
+//! 4. copy its kernel and initrd to `<boot_root>/sidus/TREE/ID/`;
+//! 5. rewrite the exports file whole and `exportfs -ra` (old IDs stay exported);
+//! 6. rewrite the iPXE script, then the PXELINUX entry: the switch, and the
+//!    commit point: nodes are never sent to something not yet served;
+//! 7. save the state, which then agrees with the entries.
 
 use super::boot::{self, find_kernel};
 use super::clients::v3_clients;
@@ -20,8 +22,11 @@ use super::state::PublishState;
 use super::steps::{self, publish_lock};
 use super::system::{self, Applied};
 use super::undo::Undo;
+use crate::state::failpoint;
+use crate::state::intent::{Change, Slot};
 use crate::store::Store;
 use crate::trees;
+use crate::trees::recover::Recovered;
 use crate::trees::refs::TreeRef;
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -58,8 +63,9 @@ pub struct Published {
 
 /// `sidus publish TREE[@REF]` (REF defaults to `latest`).
 pub fn publish(store: &Store, target: &TreeRef, start: Instant) -> Result<Published> {
-    let _lock = store.lock(&target.tree)?;
+    let _lock = store.write_lock(&target.tree)?;
     let _plock = publish_lock(store)?;
+    super::recover::recover_publish(store, Some(&target.tree))?;
     let r = TreeRef {
         tree: target.tree.clone(),
         reference: Some(target.reference.clone().unwrap_or_else(|| "latest".into())),
@@ -72,8 +78,9 @@ pub fn publish(store: &Store, target: &TreeRef, start: Instant) -> Result<Publis
 
 /// `sidus publish --rollback TREE`: back to the previously published ID.
 pub fn rollback(store: &Store, tree: &TreeName, start: Instant) -> Result<Published> {
-    let _lock = store.lock(tree)?;
+    let _lock = store.write_lock(tree)?;
     let _plock = publish_lock(store)?;
+    super::recover::recover_publish(store, Some(tree))?;
     let state = PublishState::load(store.state_dir())?;
     let Some((id, next)) = state.with_rollback(tree) else {
         match state.trees.get(tree) {
@@ -84,7 +91,7 @@ pub fn rollback(store: &Store, tree: &TreeName, start: Instant) -> Result<Publis
     switch(store, tree, &id, state, next, start)
 }
 
-/// Makes `id` current: the six steps of the module doc.
+/// Makes `id` current: the steps of the module doc.
 fn switch(
     store: &Store,
     tree: &TreeName,
@@ -100,9 +107,18 @@ fn switch(
     system::check_can_apply(&cfg)?;
     let server = steps::server(&cfg)?;
 
+    store.begin(
+        Slot::Publish,
+        Change::Publish {
+            tree: tree.clone(),
+            id: id.clone(),
+        },
+        None,
+    )?;
     let mut undo = Undo::default();
     let result = (|| -> Result<(PathBuf, Applied)> {
         let path = steps::ensure_served(&mut undo, store, &cfg, tree, id)?;
+        failpoint::hit("publish:after-serve");
         let dir = boot::boot_dir(&cfg.boot_root, tree, id);
         if system::copy_kernel(&kernel, &dir)? {
             let d = dir.clone();
@@ -110,9 +126,13 @@ fn switch(
                 std::fs::remove_dir_all(&d).map_err(Into::into)
             });
         }
+        failpoint::hit("publish:after-kernel");
         let applied = steps::write_exports(&mut undo, &cfg, &next)?;
-        steps::save_state(&mut undo, store, state.clone(), &next)?;
+        failpoint::hit("publish:after-exports");
         steps::write_boot_entries(&mut undo, &cfg, &server, tree, id, &kernel.version)?;
+        failpoint::hit("publish:after-entries");
+        steps::save_state(&mut undo, store, state.clone(), &next)?;
+        failpoint::hit("publish:after-state");
         Ok((path, applied))
     })();
     let (path, exports) = match result {
@@ -132,6 +152,50 @@ fn switch(
         pxelinux: boot::pxelinux_path(&cfg.boot_root, tree),
         exports,
     })
+}
+
+/// Settles a publish of `tree@id` whose sidus died: finished when the iPXE
+/// entry (the commit) names `id`, else undone. Holds the publish lock.
+pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<Recovered> {
+    let cfg: PublishConfig = store.config.publish();
+    let state = PublishState::load(store.state_dir())?;
+    let mut keep = Undo::default();
+    if steps::entry_names(&boot::ipxe_path(&cfg.boot_root, tree)).as_ref() == Some(id) {
+        let next = state.with_published(tree, id);
+        steps::ensure_served(&mut keep, store, &cfg, tree, id)?;
+        let root = store.backend.snapshot_path(tree, id)?;
+        let kernel = find_kernel(&root, &format!("{tree}@{id}"))?;
+        system::copy_kernel(&kernel, &boot::boot_dir(&cfg.boot_root, tree, id))?;
+        steps::write_exports(&mut keep, &cfg, &next)?;
+        let server = steps::server(&cfg)?;
+        steps::write_boot_entries(&mut keep, &cfg, &server, tree, id, &kernel.version)?;
+        next.save(store.state_dir())?;
+        return Ok(Recovered::Finished(
+            format!("its boot entries name {tree}@{id}: it is published"),
+            vec![id.to_string()],
+        ));
+    }
+    // Not committed: serve exactly what the state says.
+    if !state.is_exported(tree, id) {
+        let path = serve_path(&cfg.root, tree, id);
+        if system::is_mount_point(&path)? {
+            system::flush_exports();
+            steps::write_exports(&mut keep, &cfg, &state)?;
+            store.backend.unserve(tree, id, &path)?;
+        }
+        let _ = std::fs::remove_dir(&path);
+        let dir = boot::boot_dir(&cfg.boot_root, tree, id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+    }
+    steps::write_exports(&mut keep, &cfg, &state)?;
+    Ok(Recovered::Failed(
+        format!(
+            "its boot entries do not name {tree}@{id}: nodes still boot what they booted before"
+        ),
+        vec![],
+    ))
 }
 
 /// What an unpublish did.
@@ -182,13 +246,18 @@ fn exported_id(store: &Store, state: &PublishState, target: &TreeRef) -> Result<
 /// `sidus unpublish TREE@REF [--force]`.
 pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpublished> {
     let tree = &target.tree;
-    let _lock = store.lock(tree)?;
+    let _lock = store.write_lock(tree)?;
     let _plock = publish_lock(store)?;
+    super::recover::recover_publish(store, Some(tree))?;
     let cfg: PublishConfig = store.config.publish();
     let state = PublishState::load(store.state_dir())?;
     let id = exported_id(store, &state, target)?;
     let path = serve_path(&cfg.root, tree, &id);
-    let was_current = state.trees[tree].current.as_ref() == Some(&id);
+    let named_by: Vec<PathBuf> = boot::entry_paths(&cfg.boot_root, tree)
+        .into_iter()
+        .filter(|p| steps::entry_names(p).as_ref() == Some(&id))
+        .collect();
+    let was_current = state.trees[tree].current.as_ref() == Some(&id) || !named_by.is_empty();
     if was_current && !force {
         bail!(
             "refusing to unpublish {tree}@{id}: it is the published snapshot nodes boot; publish another one first (or --force, which also removes the tree's boot entries)"
@@ -204,49 +273,79 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
     system::check_can_apply(&cfg)?;
     let next = state.with_unpublished(tree, &id);
 
+    store.begin(
+        Slot::Publish,
+        Change::Unpublish {
+            tree: tree.clone(),
+            id: id.clone(),
+            was_current,
+        },
+        None,
+    )?;
     let mut undo = Undo::default();
     let result = (|| -> Result<Applied> {
+        // Entries first: no node is sent to an export that is going away.
+        if was_current {
+            steps::remove_boot_entries(&mut undo, &cfg, tree)?;
+            failpoint::hit("unpublish:after-entries");
+        }
         let applied = steps::write_exports(&mut undo, &cfg, &next)?;
+        failpoint::hit("unpublish:after-exports");
         if system::is_mount_point(&path)? {
-            // nfsd keeps a reference until its export cache is flushed.
-            system::flush_exports();
-            // ...and drops it a moment after the flush: retry a busy unmount
-            // for up to 3 s before giving up (nothing is changed then).
-            let mut tries = 0;
-            while let Err(e) = store.backend.unserve(tree, &id, &path) {
-                tries += 1;
-                if !e.to_string().contains("busy") {
-                    return Err(e.into());
-                }
-                if tries >= 15 {
-                    // The export is gone and no client mounts it: only nfsd's
-                    // own reference is left, so detach now and let the kernel
-                    // free the mount when nfsd lets go.
-                    sidus_backends::Runner::new()
-                        .run(&sidus_backends::argv!["umount", "-l", &path])
-                        .map_err(|le| anyhow::anyhow!("{e}; lazy unmount failed too: {le}"))?;
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
+            unserve(store, tree, &id, &path)?;
             let (t, i, p) = (tree.clone(), id.clone(), path.clone());
             undo.push(format!("mount {} again", p.display()), move || {
                 Ok(store.backend.serve(&t, &i, &p)?)
             });
         }
-        if was_current {
-            steps::remove_boot_entries(&mut undo, &cfg, tree)?;
-        }
+        failpoint::hit("unpublish:after-unmount");
         steps::save_state(&mut undo, store, state.clone(), &next)?;
+        failpoint::hit("unpublish:after-state");
         Ok(applied)
     })();
     let exports = match result {
         Ok(a) => a,
         Err(e) => return Err(undo.unwind(e)),
     };
-    // Leftovers that serve nothing any more: failures are warnings, not errors.
+    Ok(Unpublished {
+        tree: tree.clone(),
+        warnings: tidy_unpublished(&cfg, tree, &id),
+        id,
+        was_current,
+        cut_off_clients: clients,
+        exports,
+    })
+}
+
+/// Unmounts a served snapshot whose export is gone. nfsd keeps a reference
+/// until its export cache is flushed, and drops it a moment after the flush:
+/// a busy unmount is retried for up to 3 s, then detached lazily (no client
+/// mounts it any more; the kernel frees it when nfsd lets go).
+fn unserve(store: &Store, tree: &TreeName, id: &SnapshotId, path: &std::path::Path) -> Result<()> {
+    system::flush_exports();
+    let mut tries = 0;
+    while let Err(e) = store.backend.unserve(tree, id, path) {
+        tries += 1;
+        if !e.to_string().contains("busy") {
+            return Err(e.into());
+        }
+        if tries >= 15 {
+            sidus_backends::Runner::new()
+                .run(&sidus_backends::argv!["umount", "-l", path])
+                .map_err(|le| anyhow::anyhow!("{e}; lazy unmount failed too: {le}"))?;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// Removes what an unpublished ID leaves that serves nothing any more (its
+/// kernel copy, its empty mount point); failures are warnings, not errors.
+fn tidy_unpublished(cfg: &PublishConfig, tree: &TreeName, id: &SnapshotId) -> Vec<String> {
     let mut warnings = Vec::new();
-    let dir = boot::boot_dir(&cfg.boot_root, tree, &id);
+    let dir = boot::boot_dir(&cfg.boot_root, tree, id);
+    let path = serve_path(&cfg.root, tree, id);
     for (what, r) in [
         (dir.clone(), std::fs::remove_dir_all(&dir)),
         (path.clone(), std::fs::remove_dir(&path)),
@@ -258,12 +357,34 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
             warnings.push(format!("could not remove {}: {e}", what.display()));
         }
     }
-    Ok(Unpublished {
-        tree: tree.clone(),
-        id,
-        was_current,
-        cut_off_clients: clients,
-        exports,
-        warnings,
-    })
+    warnings
+}
+
+/// Finishes an unpublish of `tree@id` whose sidus died (it was decided before
+/// its first step). Holds the publish lock.
+pub fn recover_unpublish(
+    store: &Store,
+    tree: &TreeName,
+    id: &SnapshotId,
+    was_current: bool,
+) -> Result<Recovered> {
+    let cfg: PublishConfig = store.config.publish();
+    let next = PublishState::load(store.state_dir())?.with_unpublished(tree, id);
+    let mut keep = Undo::default();
+    if was_current {
+        steps::remove_boot_entries(&mut keep, &cfg, tree)?;
+    }
+    steps::write_exports(&mut keep, &cfg, &next)?;
+    let path = serve_path(&cfg.root, tree, id);
+    if system::is_mount_point(&path)? {
+        unserve(store, tree, id, &path)?;
+    }
+    next.save(store.state_dir())?;
+    for w in tidy_unpublished(&cfg, tree, id) {
+        log::warn!("{w}");
+    }
+    Ok(Recovered::Finished(
+        format!("{tree}@{id} is no longer served"),
+        vec![id.to_string()],
+    ))
 }

@@ -15,6 +15,8 @@ use super::state::PublishState;
 use super::steps::{self, publish_lock};
 use super::system::{self, Applied};
 use super::undo::Undo;
+use crate::state::failpoint;
+use crate::state::intent::{Change, Slot};
 use crate::store::Store;
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -36,6 +38,13 @@ pub struct Restored {
 /// `sidus restore`.
 pub fn restore(store: &Store) -> Result<Restored> {
     let _plock = publish_lock(store)?;
+    super::recover::recover_publish(store, None)?;
+    store.begin(Slot::Publish, Change::Restore, None)?;
+    restore_locked(store)
+}
+
+/// [`restore`] for a caller holding the publish lock (its recovery).
+pub fn restore_locked(store: &Store) -> Result<Restored> {
     let cfg: PublishConfig = store.config.publish();
     let state = PublishState::load(store.state_dir())?;
     let mut failed = Vec::new();
@@ -64,6 +73,7 @@ pub fn restore(store: &Store) -> Result<Restored> {
             }
         }
     }
+    failpoint::hit("restore:after-serve");
     let mut keep = Undo::default();
     let exports = steps::write_exports(&mut keep, &cfg, &served_state);
     let exports = exports?;

@@ -6,8 +6,7 @@
 //! current one included; `previous` is the publish history, oldest first, that
 //! `publish --rollback` walks back through.
 
-use crate::state::atomic::write_atomic;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sidus_backends::{SnapshotId, TreeName};
 use std::collections::BTreeMap;
@@ -42,21 +41,15 @@ impl PublishState {
 
     /// Reads the state; empty when nothing was ever published.
     pub fn load(state_dir: &Path) -> Result<PublishState> {
-        let path = Self::path(state_dir);
-        match std::fs::read(&path) {
-            Ok(b) => {
-                serde_json::from_slice(&b).with_context(|| format!("parse {}", path.display()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PublishState::default()),
-            Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
-        }
+        Ok(
+            crate::state::record::read(&Self::path(state_dir), "the publish state")?
+                .unwrap_or_default(),
+        )
     }
 
     /// Writes the state atomically.
     pub fn save(&self, state_dir: &Path) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(self).expect("state serializes");
-        text.push(b'\n');
-        write_atomic(&Self::path(state_dir), &text, 0o644)
+        crate::state::record::write(&Self::path(state_dir), self)
     }
 
     /// Every exported (tree, ID), in a stable order.

@@ -19,12 +19,7 @@ use std::path::{Path, PathBuf};
 /// shared by every tree. Always taken after the tree's own lock.
 pub fn publish_lock(store: &Store) -> Result<TreeLock> {
     // Tree names start with a letter or digit, so this name is never a tree's.
-    TreeLock::acquire(
-        store.state_dir(),
-        ".publish",
-        std::time::Duration::from_secs_f64(store.config.lock_timeout_secs),
-    )
-    .map_err(|e| {
+    TreeLock::acquire(store.state_dir(), ".publish", store.lock_timeout()).map_err(|e| {
         if e.to_string().contains("is busy") {
             anyhow::anyhow!("another sidus publish, unpublish or restore is running; try again")
         } else {
@@ -147,6 +142,7 @@ pub fn write_boot_entries<'a>(
         entry.ipxe().as_bytes(),
         0o644,
     )?;
+    crate::state::failpoint::hit("publish:after-ipxe");
     replace(
         undo,
         &boot::pxelinux_path(&cfg.boot_root, tree),

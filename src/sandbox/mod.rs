@@ -1,27 +1,62 @@
 //! The sandbox a `sidus run` command runs in: new mount, PID, IPC and UTS
-//! namespaces with private propagation, fresh API file systems, the tree as the
-//! root, a clean environment. When the command exits, its PID namespace (and so
-//! every process it left) and its mount namespace (and so every mount) go away.
+//! namespaces (and network, with `--network none`) with private propagation,
+//! fresh API file systems whose host-kernel knobs are read-only or masked, the
+//! tree as the root, fewer capabilities, a clean environment. When the command
+//! exits, its PID namespace (and so every process it left) and its mount
+//! namespace (and so every mount) go away.
 //!
 //! The order of operations is written once, in [`enter_namespaces`] and
 //! [`build_root`], against the small [`Sys`] trait; the real implementation is in
 //! `mounts.rs` and a recording fake in the tests below.
 
+pub mod access;
+pub mod caps;
+pub mod exec;
 pub mod mounts;
 pub mod namespace;
 pub mod paths;
 pub mod purge;
 pub mod wrappers;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use paths::TreeRoot;
 use rustix::mount::MountFlags;
 use std::path::PathBuf;
 
+pub use access::{Access, Network};
 pub use namespace::{run, Outcome};
 
 /// Directories every run mounts a file system on.
 pub const MOUNT_POINTS: [&str; 5] = ["proc", "sys", "dev", "run", "tmp"];
+
+/// What stays read-only under the fresh /proc: the knobs that change the host
+/// kernel (sysctl, SysRq, IRQ affinity, buses, file system tunables), as
+/// systemd-nspawn and podman leave them. Paths a kernel lacks are skipped.
+pub const READ_ONLY: [&str; 6] = [
+    "proc/sys",
+    "proc/sysrq-trigger",
+    "proc/irq",
+    "proc/bus",
+    "proc/fs",
+    "proc/apm",
+];
+
+/// What is hidden (files by /dev/null, directories by an empty read-only
+/// tmpfs, as runc does): the union of what nspawn and podman mask.
+pub const MASKED: [&str; 12] = [
+    "proc/kcore",
+    "proc/keys",
+    "proc/kallsyms",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/latency_stats",
+    "proc/acpi",
+    "proc/asound",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
 
 /// The PATH commands get.
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -50,6 +85,8 @@ pub struct Spec {
     pub resolv: Resolv,
     /// The host's resolv.conf, and its content for [`Resolv::InRun`].
     pub host_resolv: (PathBuf, Vec<u8>),
+    /// The network and capabilities of the command.
+    pub access: Access,
 }
 
 /// The clean environment of a run (`env -i` plus these): nothing of the admin's
@@ -91,7 +128,10 @@ pub fn plan_resolv(root: &TreeRoot, host_has_one: bool) -> Result<Resolv> {
         FileType::RegularFile => Ok(Resolv::BindOver),
         FileType::Symlink => {
             let (dir, _) = root.parent("etc/resolv.conf")?;
-            let target = rustix::fs::readlinkat(&dir, "resolv.conf", Vec::new())?;
+            let target =
+                rustix::fs::readlinkat(&dir, "resolv.conf", Vec::new()).with_context(|| {
+                    format!("read the link etc/resolv.conf in {}", root.path().display())
+                })?;
             let target = target.to_string_lossy().into_owned();
             let inside = paths::lexical_in_root("etc", &target);
             if inside.starts_with("run/") {
@@ -108,9 +148,11 @@ pub fn plan_resolv(root: &TreeRoot, host_has_one: bool) -> Result<Resolv> {
 
 /// The operations the sandbox is built from; paths are relative to the tree.
 pub trait Sys {
-    /// New mount, IPC and UTS namespaces for this process; a new PID namespace
-    /// for its next child.
-    fn unshare_namespaces(&mut self) -> Result<()>;
+    /// New mount, IPC and UTS namespaces (and network, when `network`) for
+    /// this process; a new PID namespace for its next child.
+    fn unshare_namespaces(&mut self, network: bool) -> Result<()>;
+    /// Brings up `lo` in this process's (new) network namespace.
+    fn loopback_up(&mut self) -> Result<()>;
     /// Mount propagation private from `/` down: the host sees none of our mounts.
     fn make_private(&mut self) -> Result<()>;
     /// Binds the tree onto itself, so it can become the namespace's root.
@@ -121,6 +163,12 @@ pub trait Sys {
     fn mount(&mut self, fstype: &str, rel: &str, flags: MountFlags, data: &str) -> Result<()>;
     /// Binds a host file read-only over the regular file `rel`.
     fn bind_file_ro(&mut self, host: &std::path::Path, rel: &str) -> Result<()>;
+    /// Binds `rel` (a file or a directory) onto itself, read-only; nothing
+    /// when it does not exist.
+    fn bind_self_ro(&mut self, rel: &str) -> Result<()>;
+    /// Hides `rel`: a file under the run's `dev/null`, a directory under an
+    /// empty read-only tmpfs; nothing when it does not exist.
+    fn mask(&mut self, rel: &str) -> Result<()>;
     /// Makes a character device node.
     fn mknod_char(&mut self, rel: &str, mode: u32, major: u32, minor: u32) -> Result<()>;
     /// Makes a symlink.
@@ -131,14 +179,23 @@ pub trait Sys {
     fn write_new(&mut self, rel: &str, mode: u32, contents: &[u8]) -> Result<()>;
     /// Makes the tree the root (`pivot_root`) and detaches the host's tree.
     fn enter_root(&mut self) -> Result<()>;
+    /// Keeps only `keep` of this process's capabilities, in every set, and
+    /// sets `no_new_privs`: what the command and its children inherit.
+    fn restrict(&mut self, keep: caps::CapSet) -> Result<()>;
 }
 
 /// Step one, in the sandbox's first process: the namespaces.
-pub fn enter_namespaces(sys: &mut dyn Sys) -> Result<()> {
-    sys.unshare_namespaces()?;
+pub fn enter_namespaces(sys: &mut dyn Sys, network: Network) -> Result<()> {
+    let own_network = network == Network::None;
+    sys.unshare_namespaces(own_network)?;
     // Before any mount: with shared propagation (systemd's default) our
     // mounts would appear on the host.
-    sys.make_private()
+    sys.make_private()?;
+    if own_network {
+        // A new network namespace has `lo`, down.
+        sys.loopback_up()?;
+    }
+    Ok(())
 }
 
 /// Step two, in PID 1 of the new namespace: the tree's root file system.
@@ -186,6 +243,13 @@ pub fn build_root(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
     ] {
         sys.symlink(target, &format!("dev/{name}"))?;
     }
+    // /dev/null exists now, to mask files with.
+    for rel in READ_ONLY {
+        sys.bind_self_ro(rel)?;
+    }
+    for rel in MASKED {
+        sys.mask(rel)?;
+    }
     sys.mount("tmpfs", "run", nosuid_nodev, "mode=755")?;
     sys.mkdir("run/lock", 0o1777)?;
     sys.mount("tmpfs", "tmp", nosuid_nodev, "mode=1777")?;
@@ -202,159 +266,11 @@ pub fn build_root(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
         }
         Resolv::Off(_) => {}
     }
-    sys.enter_root()
+    sys.enter_root()?;
+    // Last: building the root needed CAP_SYS_ADMIN, and nothing the command
+    // can reach may keep more than it has.
+    sys.restrict(spec.access.kept())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Records each operation as one line.
-    #[derive(Default)]
-    struct Recorder(Vec<String>);
-
-    impl Sys for Recorder {
-        fn unshare_namespaces(&mut self) -> Result<()> {
-            self.0.push("unshare mnt,pid,ipc,uts".into());
-            Ok(())
-        }
-        fn make_private(&mut self) -> Result<()> {
-            self.0.push("private /".into());
-            Ok(())
-        }
-        fn bind_root(&mut self) -> Result<()> {
-            self.0.push("bind-root".into());
-            Ok(())
-        }
-        fn ensure_dir(&mut self, rel: &str) -> Result<()> {
-            self.0.push(format!("ensure {rel}"));
-            Ok(())
-        }
-        fn mount(&mut self, fstype: &str, rel: &str, flags: MountFlags, _: &str) -> Result<()> {
-            let ro = if flags.contains(MountFlags::RDONLY) {
-                " ro"
-            } else {
-                ""
-            };
-            self.0.push(format!("mount {fstype} {rel}{ro}"));
-            Ok(())
-        }
-        fn bind_file_ro(&mut self, host: &std::path::Path, rel: &str) -> Result<()> {
-            self.0.push(format!("bind-ro {} {rel}", host.display()));
-            Ok(())
-        }
-        fn mknod_char(&mut self, rel: &str, _: u32, _: u32, _: u32) -> Result<()> {
-            self.0.push(format!("mknod {rel}"));
-            Ok(())
-        }
-        fn symlink(&mut self, target: &str, rel: &str) -> Result<()> {
-            self.0.push(format!("symlink {rel} -> {target}"));
-            Ok(())
-        }
-        fn mkdir(&mut self, rel: &str, _: u32) -> Result<()> {
-            self.0.push(format!("mkdir {rel}"));
-            Ok(())
-        }
-        fn write_new(&mut self, rel: &str, _: u32, _: &[u8]) -> Result<()> {
-            self.0.push(format!("write {rel}"));
-            Ok(())
-        }
-        fn enter_root(&mut self) -> Result<()> {
-            self.0.push("pivot-root".into());
-            Ok(())
-        }
-    }
-
-    fn spec(resolv: Resolv) -> Spec {
-        Spec {
-            argv: vec!["true".into()],
-            env: clean_env(None, &[]),
-            resolv,
-            host_resolv: (
-                "/etc/resolv.conf".into(),
-                b"nameserver 192.0.2.1\n".to_vec(),
-            ),
-        }
-    }
-
-    fn position(ops: &[String], op: &str) -> usize {
-        ops.iter()
-            .position(|o| o == op)
-            .unwrap_or_else(|| panic!("no `{op}` in {ops:#?}"))
-    }
-
-    #[test]
-    fn propagation_is_private_before_any_mount_and_root_changes_last() {
-        let mut r = Recorder::default();
-        enter_namespaces(&mut r).unwrap();
-        build_root(&mut r, &spec(Resolv::BindOver)).unwrap();
-        let ops = r.0;
-        assert_eq!(ops[..2], ["unshare mnt,pid,ipc,uts", "private /"]);
-        let first_mount = ops
-            .iter()
-            .position(|o| o.starts_with("mount") || o.starts_with("bind"))
-            .unwrap();
-        assert!(first_mount > 1);
-        assert_eq!(ops.last().unwrap(), "pivot-root");
-        // Mount points exist before they are mounted on; sys is read-only.
-        for dir in MOUNT_POINTS {
-            assert!(position(&ops, &format!("ensure {dir}")) < first_mount + 6);
-        }
-        assert!(ops.contains(&"mount sysfs sys ro".to_string()));
-        // devpts goes on the new /dev, after its directory exists; ptmx points into it.
-        assert!(position(&ops, "mount tmpfs dev") < position(&ops, "mkdir dev/pts"));
-        assert!(position(&ops, "mkdir dev/pts") < position(&ops, "mount devpts dev/pts"));
-        assert!(ops.contains(&"symlink dev/ptmx -> pts/ptmx".to_string()));
-        assert!(position(&ops, "mount tmpfs run") < position(&ops, "mkdir run/lock"));
-        assert!(
-            position(&ops, "bind-ro /etc/resolv.conf etc/resolv.conf")
-                < position(&ops, "pivot-root")
-        );
-    }
-
-    #[test]
-    fn resolv_conf_linking_into_run_is_written_in_the_runs_own_tmpfs() {
-        let mut r = Recorder::default();
-        build_root(
-            &mut r,
-            &spec(Resolv::InRun("run/systemd/resolve/stub-resolv.conf".into())),
-        )
-        .unwrap();
-        let ops = r.0;
-        let run = position(&ops, "mount tmpfs run");
-        let a = position(&ops, "mkdir run/systemd");
-        let b = position(&ops, "mkdir run/systemd/resolve");
-        let w = position(&ops, "write run/systemd/resolve/stub-resolv.conf");
-        assert!(run < a && a < b && b < w, "{ops:#?}");
-        assert!(!ops.iter().any(|o| o.starts_with("bind-ro ")));
-    }
-
-    #[test]
-    fn resolv_conf_off_touches_nothing_in_etc() {
-        let mut r = Recorder::default();
-        build_root(&mut r, &spec(Resolv::Off("none".into()))).unwrap();
-        assert!(!r.0.iter().any(|o| o.contains("resolv")), "{:#?}", r.0);
-    }
-
-    #[test]
-    fn environment_is_clean_and_complete() {
-        let env = clean_env(Some("xterm".into()), &[("debian_chroot", "sidus:lab")]);
-        let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "PATH",
-                "HOME",
-                "LANG",
-                "LC_ALL",
-                "DEBIAN_FRONTEND",
-                "container",
-                "HISTFILE",
-                "TERM",
-                "debian_chroot"
-            ]
-        );
-        assert!(!keys.contains(&"TMPDIR"));
-        assert_eq!(clean_env(None, &[]).len(), 7);
-    }
-}
+mod order_tests;

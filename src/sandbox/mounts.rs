@@ -36,14 +36,22 @@ impl<'a> RealSys<'a> {
 }
 
 impl Sys for RealSys<'_> {
-    fn unshare_namespaces(&mut self) -> Result<()> {
-        nix::sched::unshare(
-            CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWUTS,
-        )
-        .context("unshare mount, PID, IPC and UTS namespaces")
+    fn unshare_namespaces(&mut self, network: bool) -> Result<()> {
+        let mut flags = CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS;
+        if network {
+            flags |= CloneFlags::CLONE_NEWNET;
+        }
+        nix::sched::unshare(flags).with_context(|| {
+            let net = if network { ", network" } else { "" };
+            format!("unshare mount, PID, IPC, UTS{net} namespaces")
+        })
+    }
+
+    fn loopback_up(&mut self) -> Result<()> {
+        super::access::loopback_up()
     }
 
     fn make_private(&mut self) -> Result<()> {
@@ -115,6 +123,48 @@ impl Sys for RealSys<'_> {
         .with_context(|| format!("make {} read-only", self.in_tree(rel)))
     }
 
+    fn bind_self_ro(&mut self, rel: &str) -> Result<()> {
+        if self.root().lstat(rel)?.is_none() {
+            return Ok(());
+        }
+        let here = self.root().no_link_handle(rel)?;
+        rustix::mount::mount_bind(fd_path(&here), fd_path(&here))
+            .with_context(|| format!("bind {} onto itself", self.in_tree(rel)))?;
+        // The old handle still names the file below the new mount: remount
+        // through a new one, which the kernel resolves to the top mount.
+        let top = self.root().no_link_handle(rel)?;
+        rustix::mount::mount_remount(
+            fd_path(&top),
+            MountFlags::BIND
+                | MountFlags::RDONLY
+                | MountFlags::NOSUID
+                | MountFlags::NODEV
+                | MountFlags::NOEXEC,
+            c"",
+        )
+        .with_context(|| format!("make {} read-only", self.in_tree(rel)))
+    }
+
+    fn mask(&mut self, rel: &str) -> Result<()> {
+        let Some(st) = self.root().lstat(rel)? else {
+            return Ok(());
+        };
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => self.mount(
+                "tmpfs",
+                rel,
+                MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                "mode=555",
+            ),
+            _ => {
+                let null = self.root().no_link_handle("dev/null")?;
+                let target = self.root().no_link_handle(rel)?;
+                rustix::mount::mount_bind(fd_path(&null), fd_path(&target))
+                    .with_context(|| format!("mask {} with /dev/null", self.in_tree(rel)))
+            }
+        }
+    }
+
     fn mknod_char(&mut self, rel: &str, mode: u32, major: u32, minor: u32) -> Result<()> {
         let (dir, name) = self.root().parent(rel)?;
         rfs::mknodat(
@@ -149,8 +199,7 @@ impl Sys for RealSys<'_> {
         }
         let fd = self
             .root()
-            .open_no_links(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)
-            .with_context(|| format!("open {}", self.in_tree(rel)))?;
+            .open_no_links(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW)?;
         rfs::fchmod(&fd, Mode::from_raw_mode(mode))
             .with_context(|| format!("chmod {}", self.in_tree(rel)))
     }
@@ -180,6 +229,10 @@ impl Sys for RealSys<'_> {
             Err(e) => return Err(e).context("pivot_root into the tree"),
         }
         rustix::process::chdir("/").context("chdir /")
+    }
+
+    fn restrict(&mut self, keep: super::caps::CapSet) -> Result<()> {
+        super::caps::restrict(keep)
     }
 }
 

@@ -7,14 +7,14 @@
 //! Both helpers die with their parent (`PR_SET_PDEATHSIG`), so a `kill -9` of
 //! sidus takes the whole sandbox down at once.
 
+use super::exec::Exec;
 use super::mounts::RealSys;
 use super::paths::TreeRoot;
-use super::{build_root, enter_namespaces, Spec, PATH};
+use super::{build_root, enter_namespaces, Spec};
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -27,6 +27,9 @@ pub enum Outcome {
     Exited(i32),
     /// This signal killed it.
     Signaled(i32),
+    /// It started, but the sandbox failed before its status was known: the
+    /// tree may hold part of what it did, so the run's failure policy applies.
+    Lost,
 }
 
 impl Outcome {
@@ -35,6 +38,8 @@ impl Outcome {
         match self {
             Outcome::Exited(c) => c,
             Outcome::Signaled(s) => 128 + s,
+            // podman's "the container runtime failed".
+            Outcome::Lost => 125,
         }
     }
 
@@ -52,6 +57,7 @@ impl std::fmt::Display for Outcome {
                 let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
                 write!(f, "was killed by signal {s} ({name})")
             }
+            Outcome::Lost => f.write_str("ran, but the sandbox failed before its status was known"),
         }
     }
 }
@@ -121,13 +127,14 @@ fn parse_report(report: &str, helper: WaitStatus) -> Result<Outcome> {
         if let Some(s) = line.strip_prefix("signal ") {
             return Ok(Outcome::Signaled(s.parse().context("sandbox report")?));
         }
-    }
-    match helper {
-        WaitStatus::Signaled(_, sig, _) => {
-            bail!("the sandbox was killed ({sig}) before the command finished")
+        if let Some(e) = line.strip_prefix("lost: ") {
+            log::warn!("the command's status is unknown: {e}");
+            return Ok(Outcome::Lost);
         }
-        other => bail!("the sandbox ended without reporting the command's status ({other:?})"),
     }
+    // No error before the command started and no status: it may have run.
+    log::warn!("the sandbox ended without reporting the command's status ({helper:?})");
+    Ok(Outcome::Lost)
 }
 
 fn wait_for(pid: Pid) -> Result<WaitStatus> {
@@ -183,7 +190,7 @@ fn helper(tree: &TreeRoot, spec: &Spec, exec: &Exec, parent: Pid, pipe: OwnedFd)
     }
     // Ctrl-C and Ctrl-\ are for the command; the helpers must outlive it.
     ignore(&[libc::SIGINT, libc::SIGQUIT]);
-    if let Err(e) = enter_namespaces(&mut RealSys::new(tree)) {
+    if let Err(e) = enter_namespaces(&mut RealSys::new(tree), spec.access.network) {
         report(&pipe, &format!("error: {e:#}"));
         return 125;
     }
@@ -236,86 +243,10 @@ fn init(tree: &TreeRoot, spec: &Spec, exec: &Exec, pipe: OwnedFd) -> i32 {
             }
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                report(&pipe, &format!("error: wait for the command: {e}"));
+                report(&pipe, &format!("lost: wait for the command: {e}"));
                 return 125;
             }
         }
-    }
-}
-
-/// The command's argv, environment and candidate paths, prepared before any fork.
-struct Exec {
-    argv: Vec<CString>,
-    env: Vec<CString>,
-    candidates: Vec<CString>,
-}
-
-impl Exec {
-    fn new(spec: &Spec) -> Result<Exec> {
-        let cstr = |s: &str| CString::new(s).with_context(|| format!("NUL byte in {s:?}"));
-        let Some(prog) = spec.argv.first() else {
-            bail!("no command to run")
-        };
-        let argv = spec
-            .argv
-            .iter()
-            .map(|a| cstr(a))
-            .collect::<Result<Vec<_>>>()?;
-        let env = spec
-            .env
-            .iter()
-            .map(|(k, v)| cstr(&format!("{k}={v}")))
-            .collect::<Result<Vec<_>>>()?;
-        // execvp would search sidus's own PATH; the command gets the sandbox's.
-        let candidates = if prog.contains('/') {
-            vec![cstr(prog)?]
-        } else {
-            PATH.split(':')
-                .map(|d| cstr(&format!("{d}/{prog}")))
-                .collect::<Result<_>>()?
-        };
-        Ok(Exec {
-            argv,
-            env,
-            candidates,
-        })
-    }
-
-    /// In the command's process: default signal handling, then exec.
-    fn exec(&self) -> i32 {
-        for s in 1..32 {
-            if s != libc::SIGKILL && s != libc::SIGSTOP {
-                // SAFETY: resetting dispositions runs no code.
-                unsafe { libc::signal(s, libc::SIG_DFL) };
-            }
-        }
-        let _ = nix::sys::signal::sigprocmask(
-            nix::sys::signal::SigmaskHow::SIG_SETMASK,
-            Some(&nix::sys::signal::SigSet::empty()),
-            None,
-        );
-        let mut first_err = None;
-        for path in &self.candidates {
-            let err = nix::unistd::execve(path, &self.argv, &self.env).unwrap_err();
-            if err != nix::errno::Errno::ENOENT || first_err.is_none() {
-                first_err = Some((path, err));
-            }
-            if err != nix::errno::Errno::ENOENT {
-                break;
-            }
-        }
-        let (path, err) = first_err.expect("at least one candidate");
-        let prog = self.argv[0].to_string_lossy();
-        if err == nix::errno::Errno::ENOENT && !prog.contains('/') {
-            eprintln!("sidus: {prog}: command not found in the tree (PATH={PATH})");
-        } else {
-            eprintln!(
-                "sidus: cannot run {}: {}",
-                path.to_string_lossy(),
-                err.desc()
-            );
-        }
-        127
     }
 }
 
@@ -418,28 +349,14 @@ mod tests {
         );
         let e = parse_report("error: refusing to mount on tmp\n", ok).unwrap_err();
         assert_eq!(e.to_string(), "refusing to mount on tmp");
+        // Killed with no status reported: the command may have run, so the
+        // run's failure policy applies rather than the setup undo.
         let killed = WaitStatus::Signaled(Pid::from_raw(1), Signal::SIGKILL, false);
-        assert!(parse_report("", killed)
-            .unwrap_err()
-            .to_string()
-            .contains("killed"));
-    }
-
-    #[test]
-    fn commands_are_searched_in_the_sandbox_path() {
-        let spec = Spec {
-            argv: vec!["apt-get".into(), "update".into()],
-            env: vec![],
-            resolv: super::super::Resolv::Off(String::new()),
-            host_resolv: (Default::default(), vec![]),
-        };
-        let e = Exec::new(&spec).unwrap();
-        assert_eq!(e.candidates[0].to_str().unwrap(), "/usr/local/sbin/apt-get");
-        assert_eq!(e.candidates.len(), PATH.split(':').count());
-        let spec = Spec {
-            argv: vec!["/bin/sh".into()],
-            ..spec
-        };
-        assert_eq!(Exec::new(&spec).unwrap().candidates.len(), 1);
+        assert_eq!(parse_report("", killed).unwrap(), Outcome::Lost);
+        assert_eq!(
+            parse_report("lost: wait for the command: EINTR\n", ok).unwrap(),
+            Outcome::Lost
+        );
+        assert_eq!(Outcome::Lost.code(), 125);
     }
 }

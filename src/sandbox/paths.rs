@@ -15,6 +15,45 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// No symlink anywhere on the path: for mount points and for what sidus deletes.
 const NO_LINKS: ResolveFlags = IN_ROOT.union(ResolveFlags::NO_SYMLINKS);
 
+/// A path in a tree that could not be reached: says which, in which tree, and
+/// why in words (a bare "Too many levels of symbolic links" names nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathError {
+    errno: Errno,
+    rel: String,
+    root: PathBuf,
+    /// Whether symlinks were refused on the way (ELOOP then means "a link").
+    no_links: bool,
+}
+
+impl PathError {
+    /// The kernel's error, for callers that treat some as "missing".
+    pub fn errno(&self) -> Errno {
+        self.errno
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match self.errno {
+            Errno::LOOP if self.no_links => "it is, or goes through, a symlink".to_string(),
+            Errno::LOOP => "too many levels of symbolic links (a symlink loop in the tree?)".into(),
+            Errno::XDEV => "it leads out of the tree".into(),
+            Errno::NOENT => "no such file or directory".into(),
+            Errno::NOTDIR => "a component of it is not a directory".into(),
+            e => e.to_string(),
+        };
+        write!(
+            f,
+            "cannot reach {} in {}: {why}",
+            self.rel,
+            self.root.display()
+        )
+    }
+}
+
+impl std::error::Error for PathError {}
+
 /// The root directory of a tree, held open.
 #[derive(Debug)]
 pub struct TreeRoot {
@@ -52,8 +91,17 @@ impl TreeRoot {
         Ok(rfs::fstat(&self.fd)?)
     }
 
+    fn error(&self, rel: &str, errno: Errno, no_links: bool) -> PathError {
+        PathError {
+            errno,
+            rel: rel.to_string(),
+            root: self.path.clone(),
+            no_links,
+        }
+    }
+
     /// Opens `rel`, following symlinks only inside the tree.
-    pub fn open_in(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+    pub fn open_in(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, PathError> {
         rfs::openat2(
             &self.fd,
             rel,
@@ -61,10 +109,11 @@ impl TreeRoot {
             Mode::empty(),
             IN_ROOT,
         )
+        .map_err(|e| self.error(rel, e, false))
     }
 
     /// Opens `rel` refusing any symlink on the way.
-    pub fn open_no_links(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+    pub fn open_no_links(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, PathError> {
         rfs::openat2(
             &self.fd,
             rel,
@@ -72,29 +121,38 @@ impl TreeRoot {
             Mode::empty(),
             NO_LINKS,
         )
+        .map_err(|e| self.error(rel, e, true))
+    }
+
+    /// An `O_PATH` handle on `rel` (any type), reached without any symlink.
+    pub fn no_link_handle(&self, rel: &str) -> Result<OwnedFd, PathError> {
+        self.open_no_links(rel, OFlags::PATH | OFlags::NOFOLLOW)
     }
 
     /// The directory holding `rel` (following in-tree links) and `rel`'s last
     /// name, which the caller then uses with `*at` calls that do not follow it.
-    pub fn parent(&self, rel: &str) -> Result<(OwnedFd, String), Errno> {
+    /// An error names `rel`.
+    pub fn parent(&self, rel: &str) -> Result<(OwnedFd, String), PathError> {
         let (dir, name) = split(rel);
         let dir = if dir.is_empty() { "." } else { dir };
-        let fd = self.open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let fd = self
+            .open_in(dir, OFlags::RDONLY | OFlags::DIRECTORY)
+            .map_err(|e| self.error(rel, e.errno, false))?;
         Ok((fd, name.to_string()))
     }
 
     /// `lstat` of `rel`: the last component is not followed; `None` when missing
     /// (or when its directory is missing).
-    pub fn lstat(&self, rel: &str) -> Result<Option<Stat>, Errno> {
+    pub fn lstat(&self, rel: &str) -> Result<Option<Stat>, PathError> {
         let (dir, name) = match self.parent(rel) {
             Ok(p) => p,
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Ok(None),
+            Err(e) if matches!(e.errno, Errno::NOENT | Errno::NOTDIR) => return Ok(None),
             Err(e) => return Err(e),
         };
         match rfs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(st)),
             Err(Errno::NOENT) => Ok(None),
-            Err(e) => Err(e),
+            Err(e) => Err(self.error(rel, e, false)),
         }
     }
 
@@ -112,18 +170,13 @@ impl TreeRoot {
             };
             match self.open_in(&next, OFlags::PATH | OFlags::DIRECTORY) {
                 Ok(_) => {}
-                Err(Errno::NOENT) => {
-                    let dir = self
-                        .open_in(parent, OFlags::PATH | OFlags::DIRECTORY)
-                        .with_context(|| format!("open {parent} in {}", self.path.display()))?;
+                Err(e) if e.errno == Errno::NOENT => {
+                    let dir = self.open_in(parent, OFlags::PATH | OFlags::DIRECTORY)?;
                     rfs::mkdirat(&dir, comp, Mode::from_raw_mode(mode))
                         .with_context(|| format!("create {next} in {}", self.path.display()))?;
                     created.push(next.clone());
                 }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("open {next} in {}", self.path.display()))
-                }
+                Err(e) => return Err(e.into()),
             }
             done = next;
         }
@@ -134,14 +187,14 @@ impl TreeRoot {
     /// `O_PATH` handle so it cannot be swapped before the mount.
     pub fn mount_point(&self, rel: &str) -> Result<OwnedFd> {
         self.open_no_links(rel, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW)
-            .map_err(|e| refusal(&self.path, rel, e))
+            .map_err(|e| refusal(&self.path, rel, e.errno))
     }
 
     /// A file to mount over: a regular file reached without any symlink.
     pub fn file_mount_point(&self, rel: &str) -> Result<OwnedFd> {
         let fd = self
-            .open_no_links(rel, OFlags::PATH | OFlags::NOFOLLOW)
-            .map_err(|e| refusal(&self.path, rel, e))?;
+            .no_link_handle(rel)
+            .map_err(|e| refusal(&self.path, rel, e.errno))?;
         let st = rfs::fstat(&fd)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             anyhow::bail!(
@@ -289,7 +342,9 @@ mod tests {
         let root = TreeRoot::open(tree.path()).unwrap();
         // Absolute and `..` links both stay in the tree: the host file is not found.
         assert_eq!(
-            root.open_in("escape/secret", OFlags::RDONLY).unwrap_err(),
+            root.open_in("escape/secret", OFlags::RDONLY)
+                .unwrap_err()
+                .errno(),
             Errno::NOENT
         );
         let up = root
@@ -316,5 +371,40 @@ mod tests {
         // A dangling in-tree link where a directory should be: refused, not followed.
         assert!(root.mkdir_all("escape/b", 0o755).is_err());
         assert!(!outside.path().join("b").exists());
+    }
+
+    #[test]
+    fn a_symlink_loop_is_named_with_its_path_in_the_tree() {
+        let tree = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("etc", tree.path().join("etc")).unwrap();
+        std::fs::create_dir(tree.path().join("usr")).unwrap();
+        std::os::unix::fs::symlink("../usr/bin", tree.path().join("usr/bin")).unwrap();
+        let root = TreeRoot::open(tree.path()).unwrap();
+        let top = tree.path().display();
+        let e = root.lstat("etc/resolv.conf").unwrap_err();
+        assert_eq!(e.errno(), Errno::LOOP);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot reach etc/resolv.conf in {top}: too many levels of symbolic links \
+                 (a symlink loop in the tree?)"
+            )
+        );
+        let e = root.open_in("usr/bin/sh", OFlags::PATH).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with(&format!("cannot reach usr/bin/sh in {top}: too many")));
+        // Where links are refused, the error says so rather than "loop".
+        let e = root.open_no_links("usr/bin", OFlags::PATH).unwrap_err();
+        assert!(
+            e.to_string().ends_with("it is, or goes through, a symlink"),
+            "{e}"
+        );
+        // mkdir_all names the path it could not reach.
+        let e = root.mkdir_all("etc/x", 0o755).unwrap_err();
+        assert!(
+            format!("{e:#}").contains(&format!("cannot reach etc in {top}")),
+            "{e:#}"
+        );
     }
 }

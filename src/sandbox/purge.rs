@@ -14,13 +14,11 @@ use std::os::fd::{AsFd, OwnedFd};
 pub fn purge(root: &TreeRoot, rel: &str, keep: &[&str]) -> Result<Option<String>> {
     let dir = match root.open_no_links(rel, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW) {
         Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(Errno::LOOP) | Err(Errno::XDEV) | Err(Errno::NOTDIR) => {
+        Err(e) if e.errno() == Errno::NOENT => return Ok(None),
+        Err(e) if matches!(e.errno(), Errno::LOOP | Errno::XDEV | Errno::NOTDIR) => {
             return Ok(Some(format!("{rel} is not a plain directory: not purged")))
         }
-        Err(e) => {
-            return Err(e).with_context(|| format!("open {rel} in {}", root.path().display()))
-        }
+        Err(e) => return Err(e.into()),
     };
     let dev = root.stat()?.st_dev;
     if rfs::fstat(&dir)?.st_dev != dev {

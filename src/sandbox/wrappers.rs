@@ -44,8 +44,8 @@ pub struct Plan {
 fn open_dir(root: &TreeRoot, rel: &str) -> Result<Option<OwnedFd>> {
     match root.open_in(rel, OFlags::RDONLY | OFlags::DIRECTORY) {
         Ok(fd) => Ok(Some(fd)),
-        Err(Errno::NOENT) | Err(Errno::NOTDIR) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("open {rel} in {}", root.path().display())),
+        Err(e) if matches!(e.errno(), Errno::NOENT | Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

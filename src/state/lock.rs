@@ -45,6 +45,26 @@ impl TreeLock {
     }
 }
 
+impl TreeLock {
+    /// Takes the lock of `name` if it is free now; `None` when another holds it.
+    pub fn try_acquire(state_dir: &Path, name: &str) -> Result<Option<TreeLock>> {
+        let dir = state_dir.join("locks");
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open lock {}", path.display()))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(TreeLock { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(e).with_context(|| format!("lock {}", path.display())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

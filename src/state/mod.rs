@@ -3,5 +3,8 @@
 //! tree locks live beside them.
 
 pub mod atomic;
+pub mod failpoint;
+pub mod intent;
 pub mod journal;
 pub mod lock;
+pub mod record;

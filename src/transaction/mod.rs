@@ -5,17 +5,18 @@
 //! ([`recover`]).
 
 pub mod record;
-mod recover;
+pub mod recover;
 
 pub use record::{OnFailure, Phase, Record};
-pub use recover::recover;
 
 use crate::sandbox::namespace::Outcome;
 use crate::sandbox::paths::TreeRoot;
-use crate::sandbox::{self, purge::purge, wrappers, Resolv, Spec};
+use crate::sandbox::{self, purge::purge, wrappers, Access, Resolv, Spec};
+use crate::state::failpoint;
+use crate::state::intent::{Change, Slot};
 use crate::state::journal::Entry;
-use crate::store::Store;
-use crate::trees::{take_snapshot, RunFacts};
+use crate::store::{Invocation, Store};
+use crate::trees::{make_snapshot, take_snapshot, RunFacts};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use sidus_backends::{Snapshot, SnapshotId, SnapshotKind, TreeName};
@@ -36,6 +37,8 @@ pub struct Request {
     pub on_failure: OnFailure,
     /// Variables added to the clean environment.
     pub extra_env: Vec<(String, String)>,
+    /// The network and capabilities the command gets.
+    pub access: Access,
 }
 
 /// What a finished run did.
@@ -81,7 +84,7 @@ impl std::error::Error for CommandFailed {}
 /// being as it was before.
 pub fn run(store: &Store, req: &Request) -> Result<Report> {
     let tree = &req.tree;
-    let _lock = store.lock(tree)?;
+    let _lock = store.write_lock(tree)?;
     let path = store.backend.tree_path(tree)?;
     let command = req
         .argv
@@ -104,36 +107,43 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
         env: sandbox::clean_env(std::env::var("TERM").ok(), &extra),
         resolv: sandbox::plan_resolv(&root, host_resolv.is_some())?,
         host_resolv: (HOST_RESOLV.into(), host_resolv.unwrap_or_default()),
+        access: req.access.clone(),
     };
     if let Resolv::Off(why) = &spec.resolv {
         log::info!("name resolution not set up in the run: {why}");
     }
 
-    let pre = take_snapshot(
-        store,
-        tree,
-        SnapshotKind::Pre,
-        &message,
-        RunFacts {
-            command: Some(command.clone()),
-            ..RunFacts::default()
-        },
-    )?;
+    store.check_pool_room(&format!("snapshot tree '{tree}'"))?;
+    let next = store.next_id(tree)?;
     let mut record = Record {
         tree: tree.clone(),
-        pre: pre.id.clone(),
+        pre: next.0.clone(),
         on_failure: req.on_failure,
         command: command.clone(),
-        message,
+        message: message.clone(),
         wrappers: plan.clone(),
+        sandbox: req.access.flags(),
         phase: Phase::Running,
         pid: std::process::id(),
         started: chrono::Utc::now(),
     };
-    if let Err(e) = record.save(store.state_dir()) {
-        let _ = store.backend.delete_snapshot(tree, &pre.id);
-        return Err(e);
-    }
+    store.begin(
+        Slot::Tree(tree.clone()),
+        Change::Run(record.clone()),
+        Some(&record.pre),
+    )?;
+    let pre = make_snapshot(
+        store,
+        tree,
+        next,
+        SnapshotKind::Pre,
+        &message,
+        RunFacts {
+            command: Some(req.access.describe(&command)),
+            ..RunFacts::default()
+        },
+    )?;
+    failpoint::hit("run:after-pre");
 
     let ran = wrappers::install(&root, &plan).and_then(|()| sandbox::run(&root, &spec));
     let outcome = match ran {
@@ -146,7 +156,8 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
     record.phase = Phase::Finished {
         status: outcome.code(),
     };
-    record.save(store.state_dir())?;
+    store.update_intent(Change::Run(record.clone()), None)?;
+    failpoint::hit("run:after-command");
     let mut report = Report {
         tree: tree.clone(),
         command,
@@ -159,33 +170,29 @@ pub fn run(store: &Store, req: &Request) -> Result<Report> {
     };
     if outcome.success() || req.on_failure == OnFailure::Keep {
         let (post, warnings) = keep(store, &root, &record, Some(outcome.code()))?;
+        failpoint::hit("run:after-post");
         report.post = Some(post.id);
         report.warnings = warnings;
     } else {
         drop(root);
-        roll_back(store, &record, &format!("`{}` {outcome}", record.command))?;
+        let why = format!("`{}` {outcome}", record.command);
+        roll_back(store, &record, &why, &store.invocation)?;
         report.rolled_back = true;
     }
-    record.remove(store.state_dir())?;
     Ok(report)
 }
 
 /// The sandbox could not be built, so the command never ran: put the tree back
 /// as it was and drop the `pre` snapshot, leaving no trace but the journal.
 fn undo_setup(store: &Store, record: &Record, err: anyhow::Error) -> anyhow::Error {
-    let undo = store
-        .backend
-        .replace_working(&record.tree, &record.pre)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| record.remove(store.state_dir()));
-    match undo {
+    match store.backend.replace_working(&record.tree, &record.pre) {
         Ok(()) => {
             let _ = store.backend.delete_snapshot(&record.tree, &record.pre);
             err.context(format!("cannot run in tree '{}'", record.tree))
         }
         Err(u) => err.context(format!(
             "cannot run in tree '{}', and putting it back to {} failed too ({u:#}); \
-             the next sidus command on the tree retries",
+             the tree keeps what the failed setup left",
             record.tree, record.pre
         )),
     }
@@ -211,14 +218,15 @@ fn keep(
         RunFacts {
             pre: Some(record.pre.clone()),
             status,
-            command: Some(record.command.clone()),
+            command: Some(sandbox::access::describe(&record.command, &record.sandbox)),
         },
     )?;
     Ok((post, warnings))
 }
 
-/// Puts the tree back to the run's `pre` snapshot, and journals it.
-fn roll_back(store: &Store, record: &Record, why: &str) -> Result<()> {
+/// Puts the tree back to the run's `pre` snapshot, and journals it as done by
+/// `who` (the run's own command line, also when recovery does it).
+fn roll_back(store: &Store, record: &Record, why: &str, who: &Invocation) -> Result<()> {
     store
         .backend
         .replace_working(&record.tree, &record.pre)
@@ -228,29 +236,19 @@ fn roll_back(store: &Store, record: &Record, why: &str) -> Result<()> {
                 record.tree, record.pre
             )
         })?;
-    journal(
-        store,
-        "rollback",
-        &record.tree,
-        vec![record.pre.to_string()],
-        format!("ok: {why}, rolled back to pre"),
-    );
-    Ok(())
-}
-
-/// Appends a journal entry; a run's outcome matters more than its journaling,
-/// so a failure here is only logged.
-fn journal(store: &Store, action: &str, tree: &TreeName, snapshots: Vec<String>, outcome: String) {
     let entry = Entry {
         time: chrono::Utc::now(),
-        user: store.invocation.user.clone(),
-        command: store.invocation.command.clone(),
-        action: action.to_string(),
-        tree: Some(tree.to_string()),
-        snapshots,
-        outcome,
+        user: who.user.clone(),
+        command: who.command.clone(),
+        action: "rollback".into(),
+        tree: Some(record.tree.to_string()),
+        snapshots: vec![record.pre.to_string()],
+        outcome: format!("ok: {why}, rolled back to pre"),
+        intent: None,
     };
+    // A run's outcome matters more than this entry: a failure is only logged.
     if let Err(e) = store.journal.append(&entry) {
         log::warn!("{e:#}");
     }
+    Ok(())
 }

@@ -1,52 +1,30 @@
-//! Finishing a run whose sidus was killed (or whose host crashed): called by
-//! [`Store::lock`](crate::store::Store::lock) once it holds the tree's lock, so
+//! Finishing a run whose sidus was killed (or whose host crashed): part of the
+//! recovery [`Store::write_lock`](crate::store::Store::write_lock) runs, so
 //! every writing command on the tree does it first.
 
-use super::{journal, keep, roll_back, OnFailure, Phase, Record};
+use super::{keep, roll_back, OnFailure, Phase, Record};
 use crate::sandbox::mounts;
 use crate::sandbox::paths::TreeRoot;
-use crate::store::Store;
-use anyhow::{bail, Context, Result};
-use sidus_backends::{SnapshotKind, TreeName};
+use crate::state::intent::Intent;
+use crate::store::{Invocation, Store};
+use crate::trees::recover::Recovered;
+use anyhow::{Context, Result};
+use sidus_backends::SnapshotKind;
 use std::time::Duration;
 
 /// How long processes left in the tree get between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// Finishes `tree`'s unfinished run, if it has one. The caller holds the lock.
-pub fn recover(store: &Store, tree: &TreeName) -> Result<()> {
-    let Some(record) = Record::load(store.state_dir(), tree)? else {
-        return Ok(());
-    };
-    match finish(store, &record) {
-        Ok((what, ids)) => {
-            record.remove(store.state_dir())?;
-            let note = format!(
-                "finished the interrupted run of `{}` (sidus pid {}, started {}): {what}",
-                record.command,
-                record.pid,
-                record.started.format("%Y-%m-%d %H:%M:%S UTC")
-            );
-            journal(store, "recover", tree, ids, format!("ok: {note}"));
-            eprintln!("sidus: tree '{tree}': {note}");
-            Ok(())
-        }
-        Err(e) => {
-            journal(store, "recover", tree, vec![], format!("failed: {e:#}"));
-            Err(e.context(format!(
-                "tree '{tree}' has an unfinished run of `{}` that could not be finished \
-                 (its record is {})",
-                record.command,
-                record.path(store.state_dir()).display()
-            )))
-        }
-    }
-}
-
-fn finish(store: &Store, record: &Record) -> Result<(String, Vec<String>)> {
+/// Finishes a run whose sidus died: kills what it left in the tree, then
+/// keeps the tree (as a post snapshot) or rolls it back to `pre`, as the run's
+/// policy and the command's status say. The caller holds the lock.
+pub fn finish(store: &Store, intent: &Intent, record: &Record) -> Result<Recovered> {
     let tree = &record.tree;
     if !store.backend.list_trees()?.iter().any(|t| &t.name == tree) {
-        return Ok(("the tree no longer exists".into(), vec![]));
+        return Ok(Recovered::Failed(
+            "the tree no longer exists".into(),
+            vec![],
+        ));
     }
     let path = store.backend.tree_path(tree)?;
     {
@@ -61,19 +39,26 @@ fn finish(store: &Store, record: &Record) -> Result<(String, Vec<String>)> {
     }
     let snaps = store.backend.list_snapshots(Some(tree))?;
     if !snaps.iter().any(|s| s.id == record.pre) {
-        bail!(
-            "its pre snapshot {} is gone: check the tree by hand, then remove the record",
-            record.pre
-        );
+        // Killed before its pre snapshot was made: nothing had been run.
+        return Ok(Recovered::Failed(
+            format!(
+                "the command had not started (no pre snapshot {})",
+                record.pre
+            ),
+            vec![],
+        ));
     }
     if let Some(post) = snaps
         .iter()
         .find(|s| s.kind == SnapshotKind::Post && s.pre.as_ref() == Some(&record.pre))
     {
-        return Ok((
-            format!("it had completed (post snapshot {})", post.id),
-            vec![post.id.to_string()],
-        ));
+        let what = format!("it had completed (post snapshot {})", post.id);
+        let ids = vec![record.pre.to_string(), post.id.to_string()];
+        return Ok(if post.status == Some(0) {
+            Recovered::Finished(what, ids)
+        } else {
+            Recovered::Failed(what, ids)
+        });
     }
     let status = match record.phase {
         Phase::Finished { status } => Some(status),
@@ -90,17 +75,25 @@ fn finish(store: &Store, record: &Record) -> Result<(String, Vec<String>)> {
             Some(s) => format!("the command had ended with status {s}"),
             None => "the command was interrupted".into(),
         };
-        Ok((
-            format!("{how}; the tree is kept as post snapshot {}", post.id),
-            vec![record.pre.to_string(), post.id.to_string()],
-        ))
+        let what = format!("{how}; the tree is kept as post snapshot {}", post.id);
+        let ids = vec![record.pre.to_string(), post.id.to_string()];
+        // Journaled as `sidus run` would have: a failure unless the command succeeded.
+        Ok(if status == Some(0) {
+            Recovered::Finished(what, ids)
+        } else {
+            Recovered::Failed(what, ids)
+        })
     } else {
         let why = match status {
             Some(s) => format!("the command had exited with status {s}"),
             None => "the command was interrupted".to_string(),
         };
-        roll_back(store, record, &format!("`{}`: {why}", record.command))?;
-        Ok((
+        let who = Invocation {
+            user: intent.user.clone(),
+            command: intent.command.clone(),
+        };
+        roll_back(store, record, &format!("`{}`: {why}", record.command), &who)?;
+        Ok(Recovered::Failed(
             format!("{why}; the tree is rolled back to {}", record.pre),
             vec![record.pre.to_string()],
         ))

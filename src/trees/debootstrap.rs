@@ -4,6 +4,7 @@
 
 use crate::sandbox::paths::TreeRoot;
 use crate::sandbox::purge::purge;
+use crate::state::intent::{Change, Slot};
 use crate::store::Store;
 use crate::trees::{take_snapshot, RunFacts};
 use anyhow::{bail, Context, Result};
@@ -181,7 +182,15 @@ pub fn create(store: &Store, tree: &TreeName, b: &Bootstrap) -> Result<(PathBuf,
             )
         }
     };
-    let _lock = store.lock(tree)?;
+    let _lock = store.write_lock(tree)?;
+    if store.backend.list_trees()?.iter().any(|t| &t.name == tree) {
+        bail!("tree '{tree}' already exists");
+    }
+    store.begin(
+        Slot::Tree(tree.clone()),
+        Change::Create { tree: tree.clone() },
+        None,
+    )?;
     let path = store.backend.create_tree(tree)?;
     let made = bootstrap(&path, b, &mirror, keyring.as_deref())
         .and_then(|()| prepare(&path))

@@ -2,9 +2,12 @@
 //! of a backend's mechanism. Callers hold the tree's lock where noted.
 
 pub mod debootstrap;
+pub mod recover;
 pub mod refs;
 
 use crate::history::protect::{describe, Protections};
+use crate::state::failpoint;
+use crate::state::intent::{Change, Slot};
 use crate::store::Store;
 use crate::trees::refs::TreeRef;
 use anyhow::{bail, Context, Result};
@@ -93,6 +96,11 @@ pub(crate) fn not_found_hint(e: sidus_backends::BackendError) -> anyhow::Error {
     }
 }
 
+/// Whether `tree` exists.
+fn exists(store: &Store, tree: &TreeName) -> Result<bool> {
+    Ok(store.backend.list_trees()?.iter().any(|t| &t.name == tree))
+}
+
 /// Creates a tree, empty or as a copy of `from_dir` (owners, modes, xattrs, ACLs,
 /// hard links and device nodes preserved). A failed copy removes the new tree.
 pub fn create(store: &Store, tree: &TreeName, from_dir: Option<&Path>) -> Result<PathBuf> {
@@ -101,8 +109,19 @@ pub fn create(store: &Store, tree: &TreeName, from_dir: Option<&Path>) -> Result
             bail!("--from-dir {}: not a directory", dir.display());
         }
     }
-    let _lock = store.lock(tree)?;
+    let _lock = store.write_lock(tree)?;
+    // Checked under the lock, before the intent: recovery removes a tree its
+    // create intent names, so that must only ever be a tree it made.
+    if exists(store, tree)? {
+        bail!("tree '{tree}' already exists");
+    }
+    store.begin(
+        Slot::Tree(tree.clone()),
+        Change::Create { tree: tree.clone() },
+        None,
+    )?;
     let path = store.backend.create_tree(tree)?;
+    failpoint::hit("create:after-tree");
     if let Some(dir) = from_dir {
         let mut src = dir.as_os_str().to_owned();
         src.push("/.");
@@ -123,27 +142,28 @@ pub fn create(store: &Store, tree: &TreeName, from_dir: Option<&Path>) -> Result
             return Err(err);
         }
     }
+    failpoint::hit("create:after-copy");
     Ok(path)
 }
 
-/// Takes a snapshot of `tree`'s working state. The caller holds the lock.
-pub fn take_snapshot(
+/// Makes snapshot `id` of `tree`'s working state, with `parent` as its
+/// parent; the caller holds the lock and has recorded `id` as the tree's
+/// `last_id` (see [`Store::begin`] and [`take_snapshot`]).
+pub fn make_snapshot(
     store: &Store,
     tree: &TreeName,
+    (id, parent): (SnapshotId, Option<SnapshotId>),
     kind: SnapshotKind,
     message: &str,
     facts: RunFacts,
 ) -> Result<Snapshot> {
     store.check_pool_room(&format!("snapshot tree '{tree}'"))?;
-    let ids = store.backend.snapshot_ids(tree).map_err(not_found_hint)?;
-    let now = chrono::Utc::now();
-    let id = SnapshotId::next_after(now, &ids);
     let snap = Snapshot {
         tree: tree.clone(),
-        created: now,
+        created: chrono::Utc::now(),
         kind,
         message: message.to_string(),
-        parent: ids.into_iter().max(),
+        parent,
         user: store.invocation.user.clone(),
         command: facts
             .command
@@ -156,65 +176,139 @@ pub fn take_snapshot(
     Ok(snap)
 }
 
+/// Takes a snapshot of `tree`'s working state as one step of a change whose
+/// intent is already written: its ID is recorded durably first, so it is
+/// never given again. The caller holds the lock.
+pub fn take_snapshot(
+    store: &Store,
+    tree: &TreeName,
+    kind: SnapshotKind,
+    message: &str,
+    facts: RunFacts,
+) -> Result<Snapshot> {
+    let next = store.reserve_id(tree)?;
+    make_snapshot(store, tree, next, kind, message, facts)
+}
+
+/// `sidus snapshot`: one snapshot of the working tree, under its own intent.
+pub fn snapshot(store: &Store, tree: &TreeName, message: &str) -> Result<Snapshot> {
+    let _lock = store.write_lock(tree)?;
+    store.check_pool_room(&format!("snapshot tree '{tree}'"))?;
+    let next = store.next_id(tree)?;
+    store.begin(
+        Slot::Tree(tree.clone()),
+        Change::Snapshot {
+            tree: tree.clone(),
+            id: next.0.clone(),
+        },
+        Some(&next.0),
+    )?;
+    let snap = make_snapshot(
+        store,
+        tree,
+        next,
+        SnapshotKind::Manual,
+        message,
+        RunFacts::default(),
+    )?;
+    failpoint::hit("snapshot:after-snapshot");
+    Ok(snap)
+}
+
 /// Clones `src` (a snapshot, or the working state via a new `clone` snapshot)
 /// into a new tree. Returns the new tree's path and the snapshot it came from.
 pub fn clone(store: &Store, src: &TreeRef, new: &TreeName) -> Result<(PathBuf, SnapshotId)> {
-    if store.backend.list_trees()?.iter().any(|t| &t.name == new) {
+    if exists(store, new)? {
         bail!("tree '{new}' already exists");
     }
-    let _lock = store.lock(&src.tree)?;
-    let _new_lock = store.lock(new)?;
-    let origin = match &src.reference {
-        Some(_) => resolve_ref_id(store, src)?,
+    let _lock = store.write_lock(&src.tree)?;
+    let _new_lock = store.write_lock(new)?;
+    if exists(store, new)? {
+        bail!("tree '{new}' already exists");
+    }
+    let (origin, parent, takes_snapshot) = match &src.reference {
+        Some(_) => (resolve_ref_id(store, src)?, None, false),
         None => {
-            take_snapshot(
-                store,
-                &src.tree,
-                SnapshotKind::Clone,
-                &format!("cloned to {new}"),
-                RunFacts::default(),
-            )?
-            .id
+            let (id, parent) = store.reserve_id(&src.tree)?;
+            (id, parent, true)
         }
     };
     store.check_pool_room(&format!("clone to '{new}'"))?;
+    store.begin(
+        Slot::Clone(new.clone()),
+        Change::Clone {
+            source: src.tree.clone(),
+            id: origin.clone(),
+            takes_snapshot,
+            new: new.clone(),
+        },
+        None,
+    )?;
+    if takes_snapshot {
+        make_snapshot(
+            store,
+            &src.tree,
+            (origin.clone(), parent),
+            SnapshotKind::Clone,
+            &format!("cloned to {new}"),
+            RunFacts::default(),
+        )?;
+        failpoint::hit("clone:after-snapshot");
+    }
     let path = store.backend.clone_tree(&src.tree, &origin, new)?;
+    failpoint::hit("clone:after-clone");
     Ok((path, origin))
 }
 
 /// Makes the working tree the content of `r`, after a `safety` snapshot of the
 /// current state; every snapshot stays. Returns (safety, target).
 pub fn rollback(store: &Store, r: &TreeRef) -> Result<(Snapshot, Snapshot)> {
-    let _lock = store.lock(&r.tree)?;
+    let _lock = store.write_lock(&r.tree)?;
     let target = resolve_ref(store, r)?;
-    rollback_locked(store, &target)
-}
-
-/// [`rollback`] for a caller that already holds the lock.
-pub fn rollback_locked(store: &Store, target: &Snapshot) -> Result<(Snapshot, Snapshot)> {
-    let safety = take_snapshot(
+    store.check_pool_room(&format!("snapshot tree '{}'", r.tree))?;
+    let next = store.next_id(&r.tree)?;
+    store.begin(
+        Slot::Tree(r.tree.clone()),
+        Change::Rollback {
+            tree: r.tree.clone(),
+            target: target.id.clone(),
+            safety: next.0.clone(),
+        },
+        Some(&next.0),
+    )?;
+    let safety = make_snapshot(
         store,
         &target.tree,
+        next,
         SnapshotKind::Safety,
         &format!("before rollback to {}", target.id),
         RunFacts::default(),
     )?;
+    failpoint::hit("rollback:after-safety");
+    replace_working(store, &target.tree, &target.id, &safety.id)?;
+    failpoint::hit("rollback:after-replace");
+    Ok((safety, target))
+}
+
+/// The rollback's second step: the working tree becomes a copy of `target`.
+pub fn replace_working(
+    store: &Store,
+    tree: &TreeName,
+    target: &SnapshotId,
+    safety: &SnapshotId,
+) -> Result<()> {
     store
         .backend
-        .replace_working(&target.tree, &target.id)
+        .replace_working(tree, target)
         .with_context(|| {
-            format!(
-                "roll back '{}' to {} (the previous state is kept as {})",
-                target.tree, target.id, safety.id
-            )
-        })?;
-    Ok((safety, target.clone()))
+            format!("roll back '{tree}' to {target} (the previous state is kept as {safety})")
+        })
 }
 
 /// Deletes one snapshot unless something protects it (see [`crate::history::protect`]):
 /// a pin, publishing, a clone made from it, an unfinished run.
 pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
-    let _lock = store.lock(&r.tree)?;
+    let _lock = store.write_lock(&r.tree)?;
     let snap = resolve_ref(store, r)?;
     let protections = Protections::load(store, &snap.tree)?;
     let reasons = protections.of(&snap.id);
@@ -226,7 +320,16 @@ pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
             describe(reasons)
         );
     }
+    store.begin(
+        Slot::Tree(snap.tree.clone()),
+        Change::Delete {
+            tree: snap.tree.clone(),
+            ids: vec![snap.id.clone()],
+        },
+        None,
+    )?;
     store.backend.delete_snapshot(&snap.tree, &snap.id)?;
+    failpoint::hit("delete:after-delete");
     Ok(snap)
 }
 
@@ -234,7 +337,7 @@ pub fn delete(store: &Store, r: &TreeRef) -> Result<Snapshot> {
 /// or one of its snapshots is otherwise protected (pinned, published, the `pre`
 /// of an unfinished run).
 pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
-    let _lock = store.lock(tree)?;
+    let _lock = store.write_lock(tree)?;
     let trees = store.backend.list_trees()?;
     if !trees.iter().any(|t| &t.name == tree) {
         bail!("no tree named '{tree}' (see `sidus list`)");
@@ -268,7 +371,13 @@ pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
             protected.join("; ")
         );
     }
+    store.begin(
+        Slot::Tree(tree.clone()),
+        Change::Destroy { tree: tree.clone() },
+        None,
+    )?;
     store.backend.destroy_tree(tree)?;
+    failpoint::hit("destroy:after-storage");
     Ok(())
 }
 

@@ -114,14 +114,29 @@ pub fn skip(why: &str) {
     }
 }
 
+/// A test that cannot run here (no root, no backend): skipped, visibly; with
+/// `SIDUS_REQUIRE_ROOT_TESTS` set (scripts/test, CI) a failure instead, so a
+/// tier that did not run never shows as a pass. (A test meaningless on a
+/// backend, [`skip_on!`] and [`only_on!`], is skipped whatever the setting.)
+#[track_caller]
+pub fn cannot_run(why: &str) {
+    if std::env::var_os("SIDUS_REQUIRE_ROOT_TESTS").is_some_and(|v| !v.is_empty()) {
+        panic!(
+            "would skip: {why} (SIDUS_REQUIRE_ROOT_TESTS is set: run as root with the backend's tools, or unset it)"
+        );
+    }
+    skip(why);
+}
+
 /// Starts a contract test: evaluates to the backend's [`Kind`], or
-/// skips the test (says why, returns) when that backend is not available here.
+/// skips the test (says why, returns) when that backend is not available here
+/// (see [`cannot_run`]).
 #[macro_export]
 macro_rules! require_backend {
     () => {
         match common::skip_reason() {
             Some(why) => {
-                common::skip(&why);
+                common::cannot_run(&why);
                 return;
             }
             // TestStore::new says "backend: NAME (where)".
@@ -155,7 +170,8 @@ macro_rules! only_on {
 }
 
 /// Starts a test of btrfs itself (not part of the contract): skips with a
-/// visible message unless the backend is btrfs and root btrfs tests can run.
+/// visible message unless the backend is btrfs, and when root btrfs tests
+/// cannot run (see [`cannot_run`]).
 #[macro_export]
 macro_rules! require_root_btrfs {
     () => {
@@ -164,7 +180,7 @@ macro_rules! require_root_btrfs {
             return;
         }
         if let Some(why) = common::skip_reason() {
-            common::skip(&why);
+            common::cannot_run(&why);
             return;
         }
     };

@@ -225,16 +225,22 @@ impl Btrfs {
 
     /// Finishes a swap interrupted by a crash: the scratch subvolume is either the
     /// new copy (not yet swapped in) or the old working tree (already swapped out);
-    /// in both cases the working tree is the one to keep.
-    fn clear_scratch(&self, tree: &TreeName) -> Result<()> {
+    /// in both cases the working tree is the one to keep. Returns whether there
+    /// was one.
+    fn clear_scratch(&self, tree: &TreeName) -> Result<bool> {
         let scratch = self.scratch(tree);
         if scratch.exists() && self.working(tree).exists() {
             self.delete_subvolumes(
                 &format!("clean up interrupted rollback of '{tree}'"),
                 &[scratch],
             )?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
+    }
+
+    fn tree_file(&self, tree: &TreeName) -> PathBuf {
+        self.snaps_dir(tree).join("tree.json")
     }
 }
 
@@ -249,6 +255,24 @@ impl Backend for Btrfs {
             snapshot_space: true,
             ..Capabilities::default()
         }
+    }
+
+    fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        if self.clear_scratch(tree)? {
+            done.push(format!(
+                "removed the scratch copy of an interrupted rollback of '{tree}'"
+            ));
+        }
+        // A record whose tree is gone (a destroy cut short) would give the
+        // next tree of that name a false origin.
+        let record = self.tree_file(tree);
+        if !self.working(tree).exists() && record.exists() {
+            crate::durable::remove_durable(&record)
+                .map_err(|e| BackendError::io("remove", &record, e))?;
+            done.push(format!("removed the stale record {}", record.display()));
+        }
+        Ok(done)
     }
 
     fn init_store(&self) -> Result<()> {
@@ -316,12 +340,18 @@ impl Backend for Btrfs {
             else {
                 continue;
             };
-            let tree_file = self.snaps_dir(&name).join("tree.json");
-            let origin = read_json::<TreeFile>(&tree_file)?.and_then(|t| t.origin);
+            let tree_file = self.tree_file(&name);
+            // A damaged record affects its own tree only: it lists, with the
+            // damage said, and every other tree works as before.
+            let (origin, damaged) = match read_json::<TreeFile>(&tree_file) {
+                Ok(t) => (t.and_then(|t| t.origin), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
             trees.push(TreeRecord {
                 path: entry.path(),
                 name,
                 origin,
+                damaged,
             });
         }
         trees.sort_by(|a, b| a.name.cmp(&b.name));
@@ -369,6 +399,10 @@ impl Backend for Btrfs {
         }
         let snaps = self.snaps_dir(tree);
         fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
+        // A new tree has no origin, whatever record an older tree of this name left.
+        let record = self.tree_file(tree);
+        crate::durable::remove_durable(&record)
+            .map_err(|e| BackendError::io("remove", &record, e))?;
         self.btrfs(
             format!("create tree '{tree}'"),
             argv!["subvolume", "create", &path],
@@ -377,10 +411,13 @@ impl Backend for Btrfs {
     }
 
     fn destroy_tree(&self, tree: &TreeName) -> Result<()> {
-        let working = self.require_tree(tree)?;
+        let working = self.working(tree);
+        let dir = self.snaps_dir(tree);
+        if !working.exists() && !dir.exists() {
+            return Err(BackendError::TreeNotFound(tree.clone()));
+        }
         self.clear_scratch(tree)?;
         let mut subvols: Vec<PathBuf> = Vec::new();
-        let dir = self.snaps_dir(tree);
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -388,13 +425,19 @@ impl Backend for Btrfs {
                 }
             }
         }
-        subvols.push(working);
+        // The working tree last: while it exists the tree is listed, so a
+        // destroy cut short is seen and finished (see `Backend::recover`).
         self.delete_subvolumes(&format!("destroy tree '{tree}'"), &subvols)?;
-        fs::remove_dir_all(&dir).map_err(|e| BackendError::io("remove", &dir, e))
+        if working.exists() {
+            self.delete_subvolumes(&format!("destroy tree '{tree}'"), &[working])?;
+        }
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(BackendError::io("remove", dir, e)),
+            _ => Ok(()),
+        }
     }
 
     fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
-        self.clear_scratch(tree)?;
         self.require_tree(tree)
     }
 
@@ -474,7 +517,7 @@ impl Backend for Btrfs {
             id: id.clone(),
         };
         write_json_atomic(
-            &snaps.join("tree.json"),
+            &self.tree_file(new),
             &TreeFile {
                 origin: Some(origin),
             },

@@ -101,17 +101,10 @@ impl Lvm {
         format!("{}/{lv}", self.vg)
     }
 
-    /// Every LV of the store, in one `lvs` call (two after healing a rollback
-    /// a crash cut between its renames, see [`swap`]).
+    /// Every LV of the store, in one `lvs` call. Readers never heal what
+    /// they see: a swap cut by a crash is finished by the tree's next writer
+    /// ([`Backend::recover`]), under its lock.
     fn query(&self) -> Result<Vec<Lv>> {
-        let lvs = self.list_lvs()?;
-        if !self.has_cut_swap(&lvs) {
-            return Ok(lvs);
-        }
-        if let Err(e) = self.recover_swaps(&lvs) {
-            // Another sidus may have finished the same swap first.
-            log::warn!("{e}");
-        }
         self.list_lvs()
     }
 
@@ -275,6 +268,27 @@ impl Backend for Lvm {
         self.cached_lvs().take();
     }
 
+    fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        let lvs = self.list_lvs()?;
+        if let Some(what) = self.recover_swap(&lvs, tree)? {
+            done.push(what);
+            self.forget_cached();
+        }
+        let lvs = self.list_lvs()?;
+        if let Some(lv) = Self::find(&lvs, Role::Working, tree) {
+            self.ensure_mounted(lv, &self.working_dir(tree), mounts::RW)?;
+        }
+        if Self::find(&lvs, Role::Working, tree).is_some() && self.has_leftovers(&lvs, tree) {
+            self.clear_leftovers(&lvs, tree)?;
+            self.forget_cached();
+            done.push(format!(
+                "removed the copies an interrupted rollback of '{tree}' left"
+            ));
+        }
+        Ok(done)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             pool_usage: true,
@@ -317,15 +331,24 @@ impl Backend for Lvm {
     }
 
     fn list_trees(&self) -> Result<Vec<TreeRecord>> {
-        let mut trees: Vec<TreeRecord> = self
-            .query()?
+        let lvs = self.query()?;
+        let mut trees: Vec<TreeRecord> = lvs
             .iter()
-            .filter(|l| l.role == Role::Working)
+            .filter(|l| {
+                // A tree whose rollback a crash cut between its renames still
+                // lists (its next writer finishes the swap).
+                l.role == Role::Working
+                    || (l.role == Role::Outgoing
+                        && l.tree
+                            .as_ref()
+                            .is_some_and(|t| Self::find(&lvs, Role::Working, t).is_none()))
+            })
             .filter_map(|l| {
                 let name = l.tree.clone()?;
                 Some(TreeRecord {
                     path: self.working_dir(&name),
                     origin: Self::origin_of(l),
+                    damaged: None,
                     name,
                 })
             })

@@ -165,7 +165,7 @@ impl Lvm {
     }
 
     /// After a reboot: activates and mounts the state LV and every working tree
-    /// (interrupted rollbacks are finished by the query). A tree that cannot be mounted is
+    /// (a rollback a crash cut stays for the tree's next writer). A tree that cannot be mounted is
     /// reported and left for `sidus path` to retry; the store still opens.
     pub(super) fn mount_all(&self) -> Result<()> {
         let lvs = self.query()?;

@@ -7,7 +7,6 @@
 
 use super::{mounts::RW, naming, naming::Role, report::Lv, Lvm};
 use crate::{Result, TreeName};
-use std::collections::BTreeSet;
 
 impl Lvm {
     /// Swaps the LV `incoming` in for `working` (mounted or not) and removes the
@@ -86,13 +85,10 @@ impl Lvm {
         Ok(())
     }
 
-    /// Whether some tree has lost its working LV between a rollback's renames.
-    pub(super) fn has_cut_swap(&self, lvs: &[Lv]) -> bool {
+    /// Whether `tree` has copies an interrupted rollback left.
+    pub(super) fn has_leftovers(&self, lvs: &[Lv], tree: &TreeName) -> bool {
         lvs.iter().any(|l| {
-            l.role == Role::Outgoing
-                && l.tree
-                    .as_ref()
-                    .is_some_and(|t| Self::find(lvs, Role::Working, t).is_none())
+            l.tree.as_ref() == Some(tree) && matches!(l.role, Role::Incoming | Role::Outgoing)
         })
     }
 
@@ -112,31 +108,29 @@ impl Lvm {
         )
     }
 
-    /// Finishes swaps cut between the two renames (by a crash, or seen by a
-    /// reader in the instant between them), so no tree is ever without its
-    /// working LV: the copy is renamed in when it exists, else the old LV is
-    /// renamed back. Returns whether anything changed.
-    pub(super) fn recover_swaps(&self, lvs: &[Lv]) -> Result<bool> {
-        let orphaned: BTreeSet<&TreeName> = lvs
-            .iter()
-            .filter(|l| l.role == Role::Outgoing)
-            .filter_map(|l| l.tree.as_ref())
-            .filter(|t| Self::find(lvs, Role::Working, t).is_none())
-            .collect();
-        for tree in &orphaned {
-            let working = naming::working(&self.vg, tree);
-            let outgoing = naming::outgoing(&self.vg, tree);
-            let action = format!("finish the interrupted rollback of '{tree}'");
-            if Self::find(lvs, Role::Incoming, tree).is_some() {
-                let incoming = naming::incoming(&self.vg, tree);
-                self.lvrename(&action, &incoming, &working)?;
-                self.lvremove(&action, &[&outgoing])?;
-                log::warn!("finished an interrupted rollback of '{tree}'");
-            } else {
-                self.lvrename(&action, &outgoing, &working)?;
-                log::warn!("undid an interrupted rollback of '{tree}'");
-            }
+    /// Finishes the swap of `tree` if a crash cut it between the two renames,
+    /// so the tree has its working LV again: the copy is renamed in when it
+    /// exists, else the old LV is renamed back. Says what it did. The caller
+    /// holds the tree's lock.
+    pub(super) fn recover_swap(&self, lvs: &[Lv], tree: &TreeName) -> Result<Option<String>> {
+        let cut = Self::find(lvs, Role::Working, tree).is_none()
+            && Self::find(lvs, Role::Outgoing, tree).is_some();
+        if !cut {
+            return Ok(None);
         }
-        Ok(!orphaned.is_empty())
+        let working = naming::working(&self.vg, tree);
+        let outgoing = naming::outgoing(&self.vg, tree);
+        let action = format!("finish the interrupted rollback of '{tree}'");
+        if Self::find(lvs, Role::Incoming, tree).is_some() {
+            let incoming = naming::incoming(&self.vg, tree);
+            self.lvrename(&action, &incoming, &working)?;
+            self.lvremove(&action, &[&outgoing])?;
+            Ok(Some(format!(
+                "finished an interrupted rollback of '{tree}'"
+            )))
+        } else {
+            self.lvrename(&action, &outgoing, &working)?;
+            Ok(Some(format!("undid an interrupted rollback of '{tree}'")))
+        }
     }
 }

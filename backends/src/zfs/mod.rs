@@ -317,10 +317,10 @@ impl Zfs {
     /// dataset is either a fresh clone not yet swapped in (the working tree is
     /// still there: drop the clone; it has no snapshots of its own) or the new
     /// working tree whose rename did not happen (no working tree: finish it).
-    fn clear_swap(&self, tree: &TreeName) -> Result<()> {
+    fn clear_swap(&self, tree: &TreeName) -> Result<bool> {
         let swap = self.swap_ds(tree);
         if !self.exists(&swap)? {
-            return Ok(());
+            return Ok(false);
         }
         let working = self.working_ds(tree);
         if self.exists(&working)? {
@@ -337,7 +337,7 @@ impl Zfs {
             )?;
             self.promote(&working);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Promotes a rollback's clone so the history dataset it came from can be
@@ -440,6 +440,16 @@ fn parse_origin(text: &str) -> Option<Origin> {
 }
 
 impl Backend for Zfs {
+    fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
+        Ok(if self.clear_swap(tree)? {
+            vec![format!(
+                "finished or cleaned up an interrupted rollback of '{tree}'"
+            )]
+        } else {
+            vec![]
+        })
+    }
+
     fn kind(&self) -> &'static str {
         "zfs"
     }
@@ -551,6 +561,7 @@ impl Backend for Zfs {
                 name: d.tree,
                 path: d.mountpoint,
                 origin: d.origin.as_deref().and_then(parse_origin),
+                damaged: None,
             })
             .collect();
         trees.sort_by(|a, b| a.name.cmp(&b.name));

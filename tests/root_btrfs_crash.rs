@@ -1,0 +1,612 @@
+//! Crash safety, proven by killing sidus at every failpoint: each change is
+//! cut where `SIDUS_FAILPOINT` says (the process aborts there, as a crash
+//! would: no unwinding, no undo), then the next command runs, then `sidus
+//! doctor` must find the store healthy, and what the store holds (trees and
+//! their content, snapshots and theirs, the journal's successful changes,
+//! what is published, mounted, exported and named by boot entries) must be
+//! exactly as before the change or exactly as after it.
+//!
+//! "After" is what the same command makes of the same start on a second
+//! store with no failpoint; IDs differ between stores, so observations name
+//! snapshots by kind and message, which the cases keep unique.
+
+mod common;
+use common::TestStore;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KERNEL: &str = "6.1.0-26-amd64";
+
+/// A store with a `[publish]` section in its temp dir.
+struct Env {
+    store: TestStore,
+    srv: PathBuf,
+    tftp: PathBuf,
+    exports: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let store = TestStore::new();
+        let d = store.dir.path().to_path_buf();
+        let env = Env {
+            srv: d.join("srv"),
+            tftp: d.join("tftp"),
+            exports: d.join("exports.d/sidus.exports"),
+            store,
+        };
+        // With nfsd (the VM), exports are applied for real.
+        let apply = std::env::var("SIDUS_TEST_NFSD").is_ok_and(|v| v == "1");
+        let mut cfg = fs::read_to_string(&env.store.config).unwrap();
+        cfg.push_str(&format!(
+            "\n[publish]\nroot = \"{}\"\nboot_root = \"{}\"\nexports_file = \"{}\"\nserver = \"192.0.2.1\"\nclients = [\"127.0.0.1\"]\napply_exports = {apply}\n",
+            env.srv.display(),
+            env.tftp.display(),
+            env.exports.display()
+        ));
+        fs::write(&env.store.config, cfg).unwrap();
+        env
+    }
+
+    fn sidus(&self, args: &[&str]) -> common::Run {
+        self.store.sidus(args)
+    }
+
+    /// A tree from a directory holding a static busybox (so `run` works) and
+    /// a fake kernel (so `publish` works).
+    fn make_tree(&self, name: &str) {
+        let src = self.store.dir.path().join(format!("src-{name}"));
+        for d in ["bin", "boot", "etc", "root", "tmp", "run", "usr/sbin"] {
+            fs::create_dir_all(src.join(d)).unwrap();
+        }
+        fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox-static installed");
+        std::os::unix::fs::symlink("busybox", src.join("bin/sh")).unwrap();
+        fs::write(src.join("etc/motd"), "one\n").unwrap();
+        fs::write(src.join(format!("boot/vmlinuz-{KERNEL}")), "KERNEL").unwrap();
+        fs::write(src.join(format!("boot/initrd.img-{KERNEL}")), "INITRD").unwrap();
+        self.sidus(&["create", name, "--from-dir", src.to_str().unwrap()])
+            .ok();
+    }
+
+    fn write(&self, tree: &str, file: &str, text: &str) {
+        fs::write(self.store.path(tree).join(file), text).unwrap();
+    }
+
+    fn snapshot(&self, tree: &str, msg: &str) -> String {
+        self.store.snapshot(tree, msg)
+    }
+
+    /// The ID of the snapshot of `tree` with message `msg`.
+    fn id(&self, tree: &str, msg: &str) -> String {
+        let v = self.sidus(&["snapshots", tree, "--json"]).json();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["message"] == msg)
+            .unwrap_or_else(|| panic!("no snapshot '{msg}' in {tree}: {v}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for m in mounts_under(&self.srv).iter().rev() {
+            let _ = Command::new("umount").arg(m).status();
+        }
+    }
+}
+
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+/// What a store holds, with snapshot IDs replaced by `kind:message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Obs(BTreeSet<String>);
+
+/// Replaces every snapshot ID in `text` by its label, `kind:message` (the
+/// message's own IDs named the same way, one level deep; `?` for an ID no
+/// snapshot has now).
+fn normalize(text: &str, labels: &BTreeMap<String, (String, String)>, depth: u32) -> String {
+    let b = text.as_bytes();
+    let mut s = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let is_id = b.len() - i >= 16
+            && b[i..i + 8].iter().all(u8::is_ascii_digit)
+            && b[i + 8] == b'T'
+            && b[i + 9..i + 15].iter().all(u8::is_ascii_digit)
+            && b[i + 15] == b'Z';
+        if !is_id {
+            let c = text[i..].chars().next().unwrap();
+            s.push(c);
+            i += c.len_utf8();
+            continue;
+        }
+        let start = i;
+        i += 16;
+        if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        match labels.get(&text[start..i]) {
+            Some((kind, msg)) if depth < 2 => {
+                s.push_str(&format!("{kind}:{}", normalize(msg, labels, depth + 1)))
+            }
+            _ => s.push('?'),
+        }
+    }
+    s
+}
+
+/// The message of the next command's snapshot, left out of observations.
+const NEXT: &str = "next-command";
+
+/// What the store holds; `next`: the next command, whose own journal entry
+/// is left out (recovery's entries carry the dead command's line instead).
+fn observe(env: &Env, next: Option<&[String]>) -> Obs {
+    let next_line = next.map(|a| format!("sidus {}", a.join(" ")));
+    let mut facts = BTreeSet::new();
+    let trees = env.sidus(&["list", "--json"]).json();
+    let mut labels: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut per_tree = BTreeMap::new();
+    for t in trees.as_array().unwrap() {
+        let name = t["name"].as_str().unwrap().to_string();
+        let snaps = env.sidus(&["snapshots", &name, "--json"]).json();
+        for s in snaps.as_array().unwrap() {
+            labels.insert(
+                s["id"].as_str().unwrap().to_string(),
+                (
+                    s["kind"].as_str().unwrap().to_string(),
+                    s["message"].as_str().unwrap().to_string(),
+                ),
+            );
+        }
+        per_tree.insert(name, (t.clone(), snaps));
+    }
+    // Temp paths and fsids (derived from IDs) differ between stores.
+    let dir = env.store.dir.path().display().to_string();
+    let n = |text: &str| {
+        let t = normalize(&text.replace(&dir, "$D"), &labels, 0);
+        match t.find("fsid=") {
+            Some(i) => t[..i].to_string(),
+            None => t,
+        }
+    };
+    for (name, (t, snaps)) in &per_tree {
+        facts.insert(format!(
+            "tree {name} origin {}",
+            n(&t["origin"].to_string())
+        ));
+        for line in TestStore::listing(&env.store.path(name)) {
+            facts.insert(format!("tree {name} has {line}"));
+        }
+        for s in snaps.as_array().unwrap() {
+            if s["message"] == NEXT {
+                continue;
+            }
+            let id = s["id"].as_str().unwrap();
+            let label = n(id);
+            facts.insert(format!(
+                "snapshot {name}@{label} parent {} pre {} status {}",
+                n(&s["parent"].to_string()),
+                n(&s["pre"].to_string()),
+                s["status"]
+            ));
+            for line in TestStore::listing(&env.store.path(&format!("{name}@{id}"))) {
+                facts.insert(format!("snapshot {name}@{label} has {line}"));
+            }
+        }
+    }
+    let log = env.sidus(&["log", "--json"]).json();
+    let mut journal = Vec::new();
+    for e in log.as_array().unwrap().iter().rev() {
+        let outcome = e["outcome"].as_str().unwrap();
+        let own =
+            next_line.as_deref() == e["command"].as_str() && !outcome.contains("died during it");
+        if outcome.starts_with("ok") && !own {
+            journal.push(format!("{} {}", e["action"], e["tree"]));
+        }
+    }
+    facts.insert(format!("journal {}", journal.join(", ")));
+    let status = env.sidus(&["status", "--json"]).json();
+    for t in status["trees"].as_array().unwrap() {
+        let mut t = t.clone();
+        for e in t["exported"].as_array_mut().unwrap() {
+            for k in ["clients", "in_kernel", "fsid", "options"] {
+                e.as_object_mut().unwrap().remove(k);
+            }
+        }
+        facts.insert(format!("published {}", n(&t.to_string())));
+    }
+    for m in mounts_under(&env.srv) {
+        facts.insert(format!("mounted {}", n(&m.display().to_string())));
+    }
+    let exports = fs::read_to_string(&env.exports).unwrap_or_default();
+    for line in exports
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        facts.insert(format!("exports {}", n(line)));
+    }
+    let boot = env.tftp.join("sidus");
+    for tree in fs::read_dir(&boot).into_iter().flatten().flatten() {
+        let p = tree.path();
+        if p.is_dir() {
+            for id in fs::read_dir(&p).unwrap().flatten() {
+                facts.insert(format!(
+                    "kernel copy {}",
+                    n(&id.path().display().to_string())
+                ));
+            }
+        } else {
+            facts.insert(format!(
+                "boot entry {}",
+                n(&fs::read_to_string(&p).unwrap())
+            ));
+        }
+    }
+    for p in fs::read_dir(env.tftp.join("pxelinux.cfg"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        facts.insert(format!(
+            "boot entry {}",
+            n(&fs::read_to_string(p.path()).unwrap())
+        ));
+    }
+    Obs(facts)
+}
+
+/// One change to interrupt: how to make its start, the command, and the next
+/// command that must settle what the crash left.
+struct Case {
+    what: &'static str,
+    failpoints: &'static [&'static str],
+    setup: fn(&Env),
+    cmd: fn(&Env) -> Vec<String>,
+    /// Another outcome the crash may end in, besides before and after (an
+    /// interrupted run ends as a failed one).
+    alt: Option<fn(&Env) -> Vec<String>>,
+    next: fn(&Env) -> Vec<String>,
+}
+
+fn v(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn lab(env: &Env) {
+    env.make_tree("lab");
+}
+
+fn lab_with_history(env: &Env) {
+    env.make_tree("lab");
+    env.snapshot("lab", "a");
+    env.write("lab", "etc/motd", "two\n");
+    env.snapshot("lab", "b");
+    env.write("lab", "etc/motd", "three\n");
+    env.snapshot("lab", "c");
+    env.write("lab", "etc/motd", "working\n");
+}
+
+fn lab_published(env: &Env) {
+    lab_with_history(env);
+    env.sidus(&["publish", &format!("lab@{}", env.id("lab", "a"))])
+        .ok();
+}
+
+fn lab_published_twice(env: &Env) {
+    lab_published(env);
+    env.sidus(&["publish", &format!("lab@{}", env.id("lab", "b"))])
+        .ok();
+}
+
+fn next_on_lab(_: &Env) -> Vec<String> {
+    v(&["snapshot", "lab", "-m", NEXT])
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            what: "create",
+            failpoints: &["create:after-tree", "create:after-copy"],
+            setup: |_| {},
+            cmd: |env| {
+                let src = env.store.dir.path().join("src-new");
+                fs::create_dir_all(src.join("etc")).unwrap();
+                fs::write(src.join("etc/motd"), "new\n").unwrap();
+                v(&["create", "lab", "--from-dir", src.to_str().unwrap()])
+            },
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "snapshot",
+            failpoints: &[
+                "intent:after-write",
+                "snapshot:after-snapshot",
+                "journal:before-append",
+                "done:before-clear",
+            ],
+            setup: lab,
+            cmd: |_| v(&["snapshot", "lab", "-m", "s"]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "clone of the working tree",
+            failpoints: &["clone:after-snapshot", "clone:after-clone"],
+            setup: lab_with_history,
+            cmd: |_| v(&["clone", "lab", "copy"]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "clone of a snapshot (settled through the new tree)",
+            failpoints: &["clone:after-clone"],
+            setup: lab_with_history,
+            cmd: |env| v(&["clone", &format!("lab@{}", env.id("lab", "a")), "copy"]),
+            alt: None,
+            next: |_| v(&["create", "copy"]),
+        },
+        Case {
+            what: "delete",
+            failpoints: &["delete:after-delete"],
+            setup: lab_with_history,
+            cmd: |env| v(&["delete", &format!("lab@{}", env.id("lab", "b"))]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "prune",
+            failpoints: &["prune:after-some", "prune:after-all"],
+            setup: lab_with_history,
+            cmd: |_| v(&["prune", "lab", "--keep-last", "1"]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "destroy",
+            failpoints: &["destroy:after-storage"],
+            setup: lab_with_history,
+            cmd: |_| v(&["destroy", "lab"]),
+            alt: None,
+            next: |_| v(&["destroy", "lab"]),
+        },
+        Case {
+            what: "rollback",
+            failpoints: &["rollback:after-safety", "rollback:after-replace"],
+            setup: lab_with_history,
+            cmd: |env| v(&["rollback", &format!("lab@{}", env.id("lab", "a"))]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "run",
+            failpoints: &["run:after-pre", "run:after-command", "run:after-post"],
+            setup: lab,
+            cmd: |_| {
+                v(&[
+                    "run",
+                    "lab",
+                    "-m",
+                    "r",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo ran > /etc/ran",
+                ])
+            },
+            alt: Some(|_| v(&["run", "lab", "-m", "r", "--", "sh", "-c", "exit 1"])),
+            next: next_on_lab,
+        },
+        Case {
+            what: "failing run",
+            failpoints: &["run:after-command"],
+            setup: lab,
+            cmd: |_| {
+                v(&[
+                    "run",
+                    "lab",
+                    "-m",
+                    "r",
+                    "--",
+                    "sh",
+                    "-c",
+                    "echo ran > /etc/ran; exit 3",
+                ])
+            },
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "first publish",
+            failpoints: &[
+                "publish:after-serve",
+                "publish:after-kernel",
+                "publish:after-exports",
+                "publish:after-ipxe",
+                "publish:after-entries",
+                "publish:after-state",
+            ],
+            setup: lab_with_history,
+            cmd: |env| v(&["publish", &format!("lab@{}", env.id("lab", "a"))]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "publish over a published ID",
+            failpoints: &[
+                "publish:after-exports",
+                "publish:after-ipxe",
+                "publish:after-state",
+            ],
+            setup: lab_published,
+            cmd: |env| v(&["publish", &format!("lab@{}", env.id("lab", "b"))]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "unpublish",
+            failpoints: &[
+                "unpublish:after-exports",
+                "unpublish:after-unmount",
+                "unpublish:after-state",
+            ],
+            setup: lab_published_twice,
+            cmd: |env| v(&["unpublish", &format!("lab@{}", env.id("lab", "a"))]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "forced unpublish of the current ID",
+            failpoints: &["unpublish:after-entries", "unpublish:after-state"],
+            setup: lab_published_twice,
+            cmd: |env| {
+                v(&[
+                    "unpublish",
+                    &format!("lab@{}", env.id("lab", "b")),
+                    "--force",
+                ])
+            },
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "restore after a reboot",
+            failpoints: &["restore:after-serve"],
+            setup: |env| {
+                lab_published_twice(env);
+                for m in mounts_under(&env.srv).iter().rev() {
+                    assert!(Command::new("umount").arg(m).status().unwrap().success());
+                }
+            },
+            cmd: |_| v(&["restore"]),
+            alt: None,
+            next: |_| v(&["restore"]),
+        },
+    ]
+}
+
+/// Runs `args` on `env`, returning its exit code (`None`: killed by a signal).
+fn run(env: &Env, args: &[String], failpoint: Option<&str>) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sidus"))
+        .args(args)
+        .env("SIDUS_CONFIG", &env.store.config)
+        .env("SIDUS_FAILPOINT", failpoint.unwrap_or(""))
+        .output()
+        .expect("run sidus");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What `cmd` makes of `case`'s start on a fresh store.
+fn outcome_of(case: &Case, cmd: fn(&Env) -> Vec<String>) -> Obs {
+    let env = Env::new();
+    (case.setup)(&env);
+    run(&env, &cmd(&env), None);
+    observe(&env, None)
+}
+
+/// Kills `case` at `fp`, settles, and checks; returns a failure, if any.
+fn crash_at(case: &Case, fp: &str, allowed: &[Obs]) -> Result<(), String> {
+    let env = Env::new();
+    (case.setup)(&env);
+    let before = observe(&env, None);
+    let (code, err) = run(&env, &(case.cmd)(&env), Some(fp));
+    if code.is_some() {
+        return Err(format!(
+            "{fp}: the command did not reach it (exit {code:?}): {err}"
+        ));
+    }
+    let next = (case.next)(&env);
+    let (code, err) = run(&env, &next, None);
+    if !matches!(code, Some(0) | Some(1)) {
+        return Err(format!(
+            "{fp}: the next command failed badly ({code:?}): {err}"
+        ));
+    }
+    let (code, err) = run(&env, &v(&["doctor"]), None);
+    if code != Some(0) && !err.contains("unrecognized subcommand") {
+        return Err(format!(
+            "{fp}: doctor is not satisfied (exit {code:?}): {err}"
+        ));
+    }
+    let now = observe(&env, Some(&next));
+    if now == before || allowed.contains(&now) {
+        return Ok(());
+    }
+    let after = &allowed[0];
+    Err(format!(
+        "{fp}: the store is neither as before nor as after.\n  not before: {:?}\n  missing from before: {:?}\n  not after: {:?}\n  missing from after: {:?}",
+        now.0.difference(&before.0).collect::<Vec<_>>(),
+        before.0.difference(&now.0).collect::<Vec<_>>(),
+        now.0.difference(&after.0).collect::<Vec<_>>(),
+        after.0.difference(&now.0).collect::<Vec<_>>(),
+    ))
+}
+
+#[test]
+fn root_btrfs_kill_at_every_failpoint_then_next_command_and_doctor_recover() {
+    require_root_btrfs!();
+    let listed = Command::new(env!("CARGO_BIN_EXE_sidus"))
+        .arg("failpoints")
+        .output()
+        .unwrap();
+    let all: BTreeSet<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let cases = cases();
+    let covered: BTreeSet<String> = cases
+        .iter()
+        .flat_map(|c| c.failpoints.iter().map(|f| f.to_string()))
+        .collect();
+    assert_eq!(covered, all, "every failpoint has a crash case");
+
+    let failures = std::sync::Mutex::new(Vec::new());
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    // Cases side by side: each has stores of its own.
+    std::thread::scope(|s| {
+        for chunk in cases.chunks(cases.len().div_ceil(3)) {
+            let (failures, runs) = (&failures, &runs);
+            s.spawn(move || {
+                for case in chunk {
+                    let mut allowed = vec![outcome_of(case, case.cmd)];
+                    if let Some(alt) = case.alt {
+                        allowed.push(outcome_of(case, alt));
+                    }
+                    for fp in case.failpoints {
+                        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if let Err(e) = crash_at(case, fp, &allowed) {
+                            failures.lock().unwrap().push(format!("{}: {e}", case.what));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let backend = std::env::var("SIDUS_TEST_BACKEND").unwrap_or_else(|_| "btrfs".into());
+    eprintln!(
+        "{} failpoints x 1 backend ({backend}), {} crash runs: all recovered",
+        all.len(),
+        runs.into_inner()
+    );
+}
