@@ -1,7 +1,7 @@
 # backends: zfs lvm
 # contract-suite
 # shards: lvm=2
-# timeout: 1200
+# timeout: 1800
 # The contract suite (tests/contract_*.rs, the same test binaries `cargo
 # nextest run` runs natively on btrfs) on this backend: tests/vm/run ships
 # them as a nextest archive with cargo-nextest in /sidus/contract. Here the VM
