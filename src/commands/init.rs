@@ -5,7 +5,7 @@ use crate::config::{BackendKind, BtrfsConfig, Config, LvmConfig, ZfsConfig, DEFA
 use crate::output::json as print_json;
 use crate::UsageError;
 use anyhow::{bail, Context, Result};
-use sidus_backends::{btrfs::Btrfs, Runner};
+use sidus_backends::InitOptions;
 use std::path::Path;
 
 /// The config the options ask for; `None` when no backend option was given.
@@ -66,22 +66,11 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
         ),
         (None, w) => w.unwrap_or_else(Config::embedded_default),
     };
-    let mut made_image = None;
-    if let Some(b) = &config.btrfs {
-        if let Some(image) = b.loop_file.as_ref().filter(|f| !f.exists()) {
-            Btrfs::new(b.path.clone(), b.loop_file.clone(), Runner::new())
-                .make_loop_image(&a.size)?;
-            made_image = Some(image.clone());
-        }
-    }
     let backend = config.backend()?;
-    let prepared = backend.init_store().context("prepare the store");
-    if let Err(e) = prepared {
-        if let Some(image) = made_image {
-            let _ = std::fs::remove_file(image);
-        }
-        return Err(e);
-    }
+    let opts = InitOptions {
+        image_size: Some(a.size.clone()),
+    };
+    backend.init_store(&opts).context("prepare the store")?;
     config.save(&cli.config)?;
     if cli.json {
         print_json(

@@ -215,7 +215,7 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
             let mut tries = 0;
             while let Err(e) = store.backend.unserve(tree, &id, &path) {
                 tries += 1;
-                if !e.to_string().contains("busy") {
+                if !matches!(e, sidus_backends::BackendError::Busy { .. }) {
                     return Err(e.into());
                 }
                 if tries >= 15 {

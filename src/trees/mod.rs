@@ -86,7 +86,7 @@ fn resolve_among<'a, T>(
 /// Turns "no tree" from a backend into a hint at `sidus list`.
 pub(crate) fn not_found_hint(e: sidus_backends::BackendError) -> anyhow::Error {
     match e {
-        sidus_backends::BackendError::TreeNotFound(t) => {
+        sidus_backends::BackendError::NotFound(sidus_backends::Object::Tree(t)) => {
             anyhow::anyhow!("no tree named '{t}' (see `sidus list`)")
         }
         other => other.into(),

@@ -24,8 +24,8 @@ mod tags;
 
 use crate::runner::{CommandError, Runner};
 use crate::{
-    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
-    TreeName, TreeRecord,
+    argv, Backend, BackendError, Capabilities, InitOptions, Object, Origin, PoolUsage, Result,
+    Snapshot, SnapshotId, TreeName, TreeRecord,
 };
 use errors::CreateFailure;
 use naming::Role;
@@ -145,7 +145,7 @@ impl Lvm {
     }
 
     fn require_working<'a>(&self, lvs: &'a [Lv], tree: &TreeName) -> Result<&'a Lv> {
-        Self::find(lvs, Role::Working, tree).ok_or_else(|| BackendError::TreeNotFound(tree.clone()))
+        Self::find(lvs, Role::Working, tree).ok_or_else(|| BackendError::tree_not_found(tree))
     }
 
     fn require_snapshot<'a>(
@@ -161,7 +161,7 @@ impl Lvm {
                     && l.tree.as_ref() == Some(tree)
                     && l.id.as_ref() == Some(id)
             })
-            .ok_or_else(|| BackendError::SnapshotNotFound(tree.clone(), id.clone()))
+            .ok_or_else(|| BackendError::snapshot_not_found(tree, id))
     }
 
     /// Runs an lvm2 (or mkfs) command; known failures become typed errors here
@@ -180,8 +180,9 @@ impl Lvm {
 
     /// `lvcreate` with the given arguments, making LV `name`. On failure
     /// anything lvm2 left of `name` is removed, so a failed create changes
-    /// nothing; a name already taken, or an origin that does not exist, come
-    /// back as such for the caller to name, and nothing is removed.
+    /// nothing; a name already taken, or an origin that does not exist
+    /// ([`errors::classify`] says which), come back as such for the caller to
+    /// name, and nothing is removed.
     fn lvcreate(
         &self,
         action: &str,
@@ -193,22 +194,13 @@ impl Lvm {
         let Err(e) = self.run_changing(&full) else {
             return Ok(());
         };
-        let err = errors::classify(action.to_string(), e);
-        let BackendError::Command { source, .. } = &err else {
-            self.remove_quietly(name);
-            return Err(CreateFailure::Other(err));
-        };
-        // lvm2 2.03: `Logical Volume "x" already exists in volume group "vg"`,
-        // `Snapshot origin LV x not found in Volume group vg.`
-        if source.stderr.contains("already exists") {
-            Err(CreateFailure::Exists)
-        } else if source.stderr.contains("not found in Volume group")
-            || source.stderr.contains("Failed to find logical volume")
-        {
-            Err(CreateFailure::NoOrigin)
-        } else {
-            self.remove_quietly(name);
-            Err(CreateFailure::Other(err))
+        match errors::classify(action.to_string(), e) {
+            BackendError::Exists(_) => Err(CreateFailure::Exists),
+            BackendError::NotFound(_) => Err(CreateFailure::NoOrigin),
+            err => {
+                self.remove_quietly(name);
+                Err(CreateFailure::Other(err))
+            }
         }
     }
 
@@ -282,7 +274,7 @@ impl Backend for Lvm {
         }
     }
 
-    fn init_store(&self) -> Result<()> {
+    fn init_store(&self, _opts: &InitOptions) -> Result<()> {
         self.check_pool()?;
         let lvs = self.query()?;
         if !lvs.iter().any(|l| l.role == Role::State) {
@@ -362,7 +354,7 @@ impl Backend for Lvm {
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
         let lvs = self.query()?;
         if lvs.iter().any(|l| l.tree.as_ref() == Some(tree)) {
-            return Err(BackendError::TreeExists(tree.clone()));
+            return Err(BackendError::tree_exists(tree));
         }
         let name = self.working_lv(tree);
         let tags = Self::tree_tags(tree, None);
@@ -439,11 +431,8 @@ impl Backend for Lvm {
         self.lvcreate(&format!("snapshot tree '{tree}'"), &name, args)
             .map_err(|f| {
                 f.into_error(
-                    BackendError::InUse {
-                        what: format!("snapshot ID {}", snap.id),
-                        by: format!("an existing snapshot of '{tree}'"),
-                    },
-                    BackendError::TreeNotFound(tree.clone()),
+                    BackendError::Exists(Object::Snapshot(tree.clone(), snap.id.clone())),
+                    BackendError::tree_not_found(tree),
                 )
             })
     }
@@ -479,8 +468,8 @@ impl Backend for Lvm {
         self.lvcreate(&format!("clone {tree}@{id} to '{new}'"), &name, args)
             .map_err(|f| {
                 f.into_error(
-                    BackendError::TreeExists(new.clone()),
-                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                    BackendError::tree_exists(new),
+                    BackendError::snapshot_not_found(tree, id),
                 )
             })?;
         let path = self.working_dir(new);
@@ -510,7 +499,7 @@ impl Backend for Lvm {
                         what: format!("the rollback copy {}", self.full(&incoming)),
                         by: "another rollback of the tree".into(),
                     },
-                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                    BackendError::snapshot_not_found(tree, id),
                 )
             })?;
         self.swap_in(tree, working, &incoming, &outgoing)

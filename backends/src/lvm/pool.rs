@@ -37,16 +37,15 @@ impl Lvm {
                 report::POOL_FIELDS,
                 &full
             ])
-            .map_err(|e| {
-                if e.stderr.contains("Failed to find logical volume") {
-                    BackendError::StoreUnavailable(format!(
+            .map_err(
+                |e| match super::errors::classify(format!("read thin pool {full}"), e) {
+                    BackendError::NotFound(_) => BackendError::StoreUnavailable(format!(
                         "no thin pool '{}' in volume group '{}'",
                         self.pool, self.vg
-                    ))
-                } else {
-                    super::errors::classify(format!("read thin pool {full}"), e)
-                }
-            })?;
+                    )),
+                    e => e,
+                },
+            )?;
         let mut rows = report::parse(&out).map_err(|detail| BackendError::UnexpectedOutput {
             tool: "lvs".into(),
             detail,
@@ -132,10 +131,10 @@ impl Lvm {
         args.extend(tags.iter().cloned());
         self.lvcreate(action, name, args).map_err(|f| {
             f.into_error(
-                BackendError::InUse {
-                    what: format!("the name {}", self.full(name)),
-                    by: "another logical volume".into(),
-                },
+                BackendError::Exists(crate::Object::Storage {
+                    action: action.to_string(),
+                    detail: format!("logical volume {} already exists", self.full(name)),
+                }),
                 BackendError::StoreUnavailable(format!(
                     "no thin pool '{}' in volume group '{}'",
                     self.pool, self.vg

@@ -6,7 +6,7 @@
 //! its name says which: nothing is deleted before its replacement is in place.
 
 use super::{mounts::RW, naming, naming::Role, report::Lv, Lvm};
-use crate::{Result, TreeName};
+use crate::{BackendError, Result, TreeName};
 use std::collections::BTreeSet;
 
 impl Lvm {
@@ -77,7 +77,7 @@ impl Lvm {
             &[outgoing],
         ) {
             // Removed already by whoever finished the swap.
-            Err(e) if e.to_string().contains("Failed to find logical volume") => {}
+            Err(BackendError::NotFound(_)) => {}
             Err(e) => {
                 log::warn!("{e} (it is removed by the next rollback or destroy of '{tree}')")
             }

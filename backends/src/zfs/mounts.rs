@@ -2,8 +2,27 @@
 //! file costs microseconds where a `zfs list` costs a process and a pool
 //! walk, so the hot paths (snapshot, path, clone) ask here first.
 
+use super::Zfs;
+use crate::TreeName;
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+impl Zfs {
+    /// The mounted datasets holding `tree`'s snapshots (working one first), read
+    /// from the mount table; `None` when the working dataset is not mounted.
+    pub(super) fn mounted_tree(&self, tree: &TreeName) -> Option<Vec<(String, PathBuf)>> {
+        let mut mounts = zfs_mounts();
+        let working = self.working_ds(tree);
+        let mp = mounts.remove(&working)?;
+        let mut out = vec![(working, mp)];
+        out.extend(
+            mounts
+                .into_iter()
+                .filter(|(ds, _)| self.history_owner(ds) == Some(tree.as_str())),
+        );
+        Some(out)
+    }
+}
 
 /// Mounted ZFS file systems: dataset name to mountpoint (the first mount seen).
 pub(crate) fn zfs_mounts() -> HashMap<String, PathBuf> {
