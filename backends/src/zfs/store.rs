@@ -51,14 +51,16 @@ impl Zfs {
             &self.dataset
         ]) {
             Ok(out) => out,
-            Err(e) => return Err(match classify(format!("open store {}", self.dataset), e) {
-                BackendError::NotFound(_) => BackendError::StoreUnavailable(format!(
+            Err(e) => {
+                return Err(match classify(format!("open store {}", self.dataset), e) {
+                    BackendError::NotFound(_) => BackendError::StoreUnavailable(format!(
                     "ZFS dataset {} does not exist (run `sidus init --backend zfs --dataset {}`)",
                     self.dataset, self.dataset
                 )),
-                BackendError::StoreUnavailable(m) => BackendError::StoreUnavailable(m),
-                other => BackendError::StoreUnavailable(other.to_string()),
-            }),
+                    BackendError::StoreUnavailable(m) => BackendError::StoreUnavailable(m),
+                    other => BackendError::StoreUnavailable(other.to_string()),
+                })
+            }
         };
         let f = fields(out.trim_end(), 2).ok_or_else(|| unexpected(&out))?;
         if Path::new(f[0]) != self.mountpoint {
