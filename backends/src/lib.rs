@@ -250,6 +250,11 @@ pub trait Backend {
             .map(|s| s.id)
             .collect())
     }
+    /// Whether `tree` exists; backends override it where that is cheaper
+    /// than [`Backend::list_trees`].
+    fn tree_exists(&self, tree: &TreeName) -> Result<bool> {
+        Ok(self.list_trees()?.iter().any(|t| &t.name == tree))
+    }
     /// Creates an empty, mounted working tree.
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf>;
     /// Removes a working tree and all of its snapshots.

@@ -159,7 +159,7 @@ pub fn take_snapshot(
 /// Clones `src` (a snapshot, or the working state via a new `clone` snapshot)
 /// into a new tree. Returns the new tree's path and the snapshot it came from.
 pub fn clone(store: &Store, src: &TreeRef, new: &TreeName) -> Result<(PathBuf, SnapshotId)> {
-    if store.backend.list_trees()?.iter().any(|t| &t.name == new) {
+    if store.backend.tree_exists(new)? {
         bail!("tree '{new}' already exists");
     }
     let _lock = store.lock(&src.tree)?;

@@ -74,6 +74,30 @@ pub(super) fn classify(action: String, e: CommandError) -> BackendError {
     }
 }
 
+/// Turns the errno of a libzfs_core call on `name`, made for `action`, into a
+/// typed error: the kernel's own codes (OpenZFS 2.1 `zfs_ioc_*`), where the
+/// CLI would have printed their strerror.
+pub(super) fn classify_errno(action: String, name: &str, errno: i32) -> BackendError {
+    let err = std::io::Error::from_raw_os_error(errno);
+    let storage = || Object::Storage {
+        action: action.clone(),
+        detail: format!("{name}: {err}"),
+    };
+    match errno {
+        libc::ENOENT => BackendError::NotFound(storage()),
+        libc::EEXIST => BackendError::Exists(storage()),
+        libc::ENOSPC | libc::EDQUOT => BackendError::NoSpace {
+            detail: format!("{name}: {err}"),
+            action,
+        },
+        libc::EBUSY => BackendError::Busy {
+            what: action,
+            detail: format!("{name}: {err}"),
+        },
+        _ => BackendError::io(&action, name, err),
+    }
+}
+
 /// The tool's reason: the first line that says "cannot ..." (`zfs destroy`
 /// lists dependents after it), else the last line.
 fn first_reason(e: &CommandError) -> String {
@@ -234,6 +258,22 @@ mod tests {
                 "{name}: {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn libzfs_core_errnos_are_typed_like_the_cli_words() {
+        let c = |errno| classify_errno("snapshot tree 'lab'".into(), "tank/t@x", errno);
+        assert!(matches!(c(libc::ENOENT), BackendError::NotFound(_)));
+        assert!(matches!(c(libc::EEXIST), BackendError::Exists(_)));
+        assert!(matches!(c(libc::ENOSPC), BackendError::NoSpace { .. }));
+        assert!(matches!(c(libc::EDQUOT), BackendError::NoSpace { .. }));
+        assert!(matches!(c(libc::EBUSY), BackendError::Busy { .. }));
+        let e = c(libc::EPERM);
+        assert!(matches!(e, BackendError::Io { .. }));
+        assert_eq!(
+            e.to_string(),
+            "snapshot tree 'lab' tank/t@x: Operation not permitted (os error 1)"
+        );
     }
 
     #[test]

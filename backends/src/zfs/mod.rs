@@ -18,10 +18,15 @@
 //! By concern: [`naming`] (dataset names), [`errors`] (ZFS's failures as
 //! typed errors), [`props`] (metadata as user properties), [`query`] (what
 //! the store holds), [`mounts`] (the mount table), [`store`] (init and open),
-//! [`rollback`] (the swap), [`diff`] (`zfs diff`).
+//! [`rollback`] (the swap), [`diff`] (`zfs diff`), [`lzc`] (libzfs_core).
+//!
+//! Snapshot, clone and the existence checks call libzfs_core directly when
+//! it can be loaded (see [`lzc`]), and run the `zfs` command otherwise or
+//! when `SIDUS_ZFS_CLI=1` is set; everything else runs `zfs`.
 
 mod diff;
 mod errors;
+mod lzc;
 mod mounts;
 mod naming;
 mod props;
@@ -36,10 +41,11 @@ use crate::{
 };
 use mounts::zfs_mounts;
 use naming::parse_origin;
-use props::prop;
+use props::{prop, prop_pair};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// A ZFS store under a parent dataset.
 #[derive(Debug, Clone)]
@@ -47,6 +53,10 @@ pub struct Zfs {
     dataset: String,
     mountpoint: PathBuf,
     runner: Runner,
+    /// libzfs_core, loaded on first use; `None` inside when it cannot be, or
+    /// must not be (`SIDUS_ZFS_CLI`).
+    lzc: Arc<OnceLock<Option<lzc::Lzc>>>,
+    use_lzc: bool,
 }
 
 impl Zfs {
@@ -57,7 +67,40 @@ impl Zfs {
             dataset,
             mountpoint,
             runner,
+            lzc: Arc::default(),
+            use_lzc: std::env::var_os("SIDUS_ZFS_CLI").is_none_or(|v| v == "0"),
         }
+    }
+
+    /// The same store, always through the `zfs` command.
+    pub fn cli_only(mut self) -> Zfs {
+        self.use_lzc = false;
+        self
+    }
+
+    /// libzfs_core, when it is loaded and to be used.
+    fn lzc(&self) -> Option<&lzc::Lzc> {
+        if !self.use_lzc {
+            return None;
+        }
+        self.lzc.get_or_init(lzc::Lzc::load).as_ref()
+    }
+
+    /// Mounts `dataset`, the new clone of tree `tree`, where it inherits its
+    /// mountpoint from `D/trees`, as `zfs clone` would have. Without the
+    /// parent's mount to go by, `zfs mount` does it; should neither work,
+    /// the clone is destroyed again, so a failed clone leaves nothing.
+    fn mount_new(&self, dataset: &str, tree: &TreeName, action: &str) -> Result<()> {
+        let mounted = match zfs_mounts().get(&self.trees_ds()) {
+            Some(parent) => mounts::mount_dataset(dataset, &parent.join(tree.as_str())),
+            None => self.zfs(action, argv!["mount", dataset]).map(drop),
+        };
+        if let Err(e) = &mounted {
+            if let Err(u) = self.zfs(action, argv!["destroy", dataset]) {
+                log::warn!("{e}; and removing the unmounted clone failed too: {u}");
+            }
+        }
+        mounted
     }
 
     /// Runs `zfs ARGS`; failures become typed errors in [`errors::classify`].
@@ -67,6 +110,18 @@ impl Zfs {
         self.runner
             .run_string(&full)
             .map_err(|e| errors::classify(action.into(), e))
+    }
+}
+
+/// A failed libzfs_core call on `name`, as a typed error.
+fn lzc_error(action: String, name: &str, e: lzc::Failed) -> BackendError {
+    match e {
+        lzc::Failed::Errno(errno) => errors::classify_errno(action, name, errno),
+        lzc::Failed::Nul => BackendError::Io {
+            action,
+            path: name.into(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        },
     }
 }
 
@@ -163,6 +218,14 @@ impl Backend for Zfs {
         }
     }
 
+    fn tree_exists(&self, tree: &TreeName) -> Result<bool> {
+        // Working datasets are mounted while the store is open.
+        if zfs_mounts().contains_key(&self.working_ds(tree)) {
+            return Ok(true);
+        }
+        self.exists(&self.working_ds(tree))
+    }
+
     fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
         match zfs_mounts().remove(&self.working_ds(tree)) {
             Some(mp) => Ok(mp),
@@ -182,17 +245,30 @@ impl Backend for Zfs {
     }
 
     fn snapshot(&self, snap: &Snapshot) -> Result<()> {
-        // One `zfs snapshot` carrying the metadata, and no query: ZFS itself
-        // says when the tree is missing or the ID taken.
-        let working = self.working_ds(&snap.tree);
-        let mut args = argv!["snapshot", "-o", prop("tree", snap.tree.as_str())];
-        for (key, value) in snap.properties() {
-            args.push("-o".into());
-            args.push(prop(key, &value));
-        }
-        args.push(format!("{working}@{}", snap.id).into());
-        match self.zfs(format!("snapshot tree '{}'", snap.tree), args) {
-            Ok(_) => Ok(()),
+        // One call carrying the metadata, and no query: ZFS itself says when
+        // the tree is missing or the ID taken.
+        let name = format!("{}@{}", self.working_ds(&snap.tree), snap.id);
+        let action = format!("snapshot tree '{}'", snap.tree);
+        let made = match self.lzc() {
+            Some(lzc) => {
+                let mut props = vec![prop_pair("tree", snap.tree.as_str())];
+                props.extend(snap.properties().into_iter().map(|(k, v)| prop_pair(k, &v)));
+                log::debug!("lzc_snapshot {name}");
+                lzc.snapshot(&name, &props)
+                    .map_err(|e| lzc_error(action, &name, e))
+            }
+            None => {
+                let mut args = argv!["snapshot", "-o", prop("tree", snap.tree.as_str())];
+                for (key, value) in snap.properties() {
+                    args.push("-o".into());
+                    args.push(prop(key, &value));
+                }
+                args.push(name.into());
+                self.zfs(action, args).map(drop)
+            }
+        };
+        match made {
+            Ok(()) => Ok(()),
             Err(BackendError::NotFound(_)) => Err(BackendError::tree_not_found(&snap.tree)),
             Err(BackendError::Exists(_)) => Err(BackendError::Exists(Object::Snapshot(
                 snap.tree.clone(),
@@ -228,23 +304,39 @@ impl Backend for Zfs {
     fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf> {
         let found = self.locate(tree, id)?;
         let target = self.working_ds(new);
-        let made = self.zfs(
-            format!("clone {tree}@{id} to '{new}'"),
-            argv![
-                "clone",
-                "-o",
-                prop("tree", new.as_str()),
-                "-o",
-                prop("origin", &format!("{tree}@{id}")),
-                &found.name,
-                &target
-            ],
-        );
+        let action = format!("clone {tree}@{id} to '{new}'");
+        let origin = format!("{tree}@{id}");
+        let made = match self.lzc() {
+            Some(lzc) => {
+                let props = [
+                    prop_pair("tree", new.as_str()),
+                    prop_pair("origin", &origin),
+                ];
+                log::debug!("lzc_clone {} {target}", found.name);
+                lzc.clone(&target, &found.name, &props)
+                    .map_err(|e| lzc_error(action.clone(), &target, e))
+                    .and_then(|()| self.mount_new(&target, new, &action))
+            }
+            None => self
+                .zfs(
+                    &action,
+                    argv![
+                        "clone",
+                        "-o",
+                        prop("tree", new.as_str()),
+                        "-o",
+                        prop("origin", &origin),
+                        &found.name,
+                        &target
+                    ],
+                )
+                .map(drop),
+        };
         match made {
             Err(BackendError::Exists(_)) => Err(BackendError::tree_exists(new)),
             Err(BackendError::NotFound(_)) => Err(BackendError::snapshot_not_found(tree, id)),
             Err(e) => Err(e),
-            Ok(_) => self.tree_path(new),
+            Ok(()) => self.tree_path(new),
         }
     }
 

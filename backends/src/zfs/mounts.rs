@@ -24,6 +24,25 @@ impl Zfs {
     }
 }
 
+/// Mounts `dataset` at `target` (created if missing) as `zfs mount` does on
+/// Linux (libzfs `do_mount`, OpenZFS 2.1): `mount(2)` of type `zfs` with
+/// `zfsutil` (a mount by the ZFS tools, not by fstab) and `mntpoint=`, which
+/// the kernel keeps to find where `.zfs/snapshot` automounts go.
+pub(crate) fn mount_dataset(dataset: &str, target: &std::path::Path) -> crate::Result<()> {
+    use crate::BackendError;
+    std::fs::create_dir_all(target).map_err(|e| BackendError::io("create", target, e))?;
+    let data = format!("zfsutil,mntpoint={}", target.display());
+    log::debug!("mount -t zfs -o {data} {dataset} {}", target.display());
+    nix::mount::mount(
+        Some(dataset),
+        target,
+        Some("zfs"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| BackendError::io(&format!("mount {dataset} at"), target, e.into()))
+}
+
 /// Mounted ZFS file systems: dataset name to mountpoint (the first mount seen).
 pub(crate) fn zfs_mounts() -> HashMap<String, PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

@@ -22,6 +22,11 @@ pub(crate) fn prop(key: &str, value: &str) -> OsString {
     format!("{PREFIX}{key}={}", encode(value)).into()
 }
 
+/// `(sidus:<key>, escaped value)`, for libzfs_core's property lists.
+pub(crate) fn prop_pair(key: &str, value: &str) -> (String, String) {
+    (format!("{PREFIX}{key}"), encode(value))
+}
+
 /// A `zfs list` row that does not have the columns asked for.
 pub(crate) fn unexpected(line: &str) -> BackendError {
     BackendError::UnexpectedOutput {

@@ -36,6 +36,12 @@ pub(super) struct TreeDataset {
 impl Zfs {
     /// True when `name` exists.
     pub(super) fn exists(&self, name: &str) -> Result<bool> {
+        if let Some(lzc) = self.lzc() {
+            log::debug!("lzc_exists {name}");
+            if let Ok(found) = lzc.exists(name) {
+                return Ok(found);
+            }
+        }
         match self
             .runner
             .run(&argv!["zfs", "list", "-H", "-o", "name", name])

@@ -8,7 +8,9 @@
 # see the same state of the pool; the median of $BENCH_RUNS pairs is shown.
 #   BENCH <backend> <op>: sidus N ms, raw N ms, ratio R (raw: what was run)
 
-RUNS=${BENCH_RUNS:-9}
+# The whole bench takes ~10 minutes under TCG on a 2-core host: run it with
+# SIDUS_VM_SCENARIO_TIMEOUT=1800.
+RUNS=${BENCH_RUNS:-7}
 setup_store
 src=/tmp/bench-src
 rm -rf "$src"; mkdir -p "$src"; cp -a /usr/share "$src/"
@@ -50,11 +52,12 @@ echo "bench: tree of $(find "$w" | wc -l) entries ($(du -sh "$w" | cut -f1))"
 
 now_ns() { date +%s%N; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-# pair LABEL RAW_DESC SIDUS_FN RAW_FN: runs SIDUS_FN then RAW_FN, $RUNS
-# times, each given the run number; prints the medians and their ratio.
+# pair LABEL RAW_DESC SIDUS_FN RAW_FN [N]: runs SIDUS_FN then RAW_FN, N
+# (default $RUNS) times, each given the run number; prints the medians and
+# their ratio.
 pair() {
-    local label=$1 desc=$2 s='' r='' i t0 t1 t2
-    for ((i = 1; i <= RUNS; i++)); do
+    local label=$1 desc=$2 s='' r='' i t0 t1 t2 n=${5:-$RUNS}
+    for ((i = 1; i <= n; i++)); do
         t0=$(now_ns); "$3" "$i" >/dev/null
         t1=$(now_ns); "$4" "$i" >/dev/null
         t2=$(now_ns)
@@ -120,20 +123,20 @@ pair snapshot "$snap_desc" s_snap r_snap
 p_base=$(sidus path "t@$base") p_latest=$(sidus path t@latest)
 s_diff() { sidus diff "t@$base" "t@latest" >/dev/null; }
 r_diff() { diff -rq "$p_base" "$p_latest" >/dev/null || true; }
-pair "diff of two snapshots" "diff -rq of the two snapshot directories" s_diff r_diff
+pair "diff of two snapshots" "diff -rq of the two snapshot directories" s_diff r_diff 3
 pair clone "$clone_desc" s_clone r_clone
-pair rollback "$rollback_desc" s_rollback r_rollback
+pair rollback "$rollback_desc" s_rollback r_rollback 5
 if [[ $SIDUS_TEST_BACKEND == zfs ]]; then
     s_rollback2() { echo "q$1" >"$w/bench-file"; sidus rollback "t@$base"; }
     pair "rollback vs zfs rollback" "zfs snapshot + zfs rollback -r, which destroys newer snapshots" \
-        s_rollback2 r_rollback_native
+        s_rollback2 r_rollback_native 3
 fi
 s_list() { sidus --json snapshots t; }
 case $SIDUS_TEST_BACKEND in
 zfs) r_list() { zfs list -H -p -t snapshot -r -o name,sidus:tree "$ZFS_DATASET"; } ;;
 lvm) r_list() { lvs --reportformat json -o lv_name,lv_tags "$VG"; } ;;
 esac
-pair "snapshots --json ($(sidus --json snapshots t | jq length) snapshots)" "one list query" s_list r_list
+pair "snapshots --json ($(sidus --json snapshots t | jq length) snapshots)" "one list query" s_list r_list 5
 
 rm -rf "$src"
 # (vm_reset tears the store down.)
