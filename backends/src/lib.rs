@@ -324,7 +324,7 @@ pub trait Backend {
     /// Undoes [`Backend::serve`]; [`BackendError::Busy`] while something
     /// (nfsd, a process) still uses the mount.
     fn unserve(&self, tree: &TreeName, id: &SnapshotId, target: &Path) -> Result<()> {
-        mount::umount(&Runner::new(), target, &format!("snapshot {tree}@{id}"))
+        mount::unmount(target, &format!("snapshot {tree}@{id}"))
     }
     /// Bytes each snapshot of `tree` holds exclusively, for backends with
     /// [`Capabilities::snapshot_space`]; a snapshot left out is of unknown size

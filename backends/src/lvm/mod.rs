@@ -14,6 +14,7 @@
 //! holds is read from its tags (see [`tags`]).
 
 mod commands;
+mod dm;
 mod errors;
 mod mountinfo;
 mod mounts;

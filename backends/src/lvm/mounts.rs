@@ -38,19 +38,7 @@ impl Lvm {
     /// Mounts active LV `name` at `target`, creating the directory.
     pub(super) fn mount(&self, name: &str, target: &Path, options: &str) -> Result<()> {
         std::fs::create_dir_all(target).map_err(|e| BackendError::io("create", target, e))?;
-        crate::mount::run(
-            &self.runner,
-            argv![
-                "mount",
-                "-t",
-                "ext4",
-                "-o",
-                options,
-                self.dev_path(name),
-                target
-            ],
-            &format!("mount {} at {}", self.full(name), target.display()),
-        )
+        crate::mount::mount_fs(&self.dev_path(name), target, "ext4", options)
     }
 
     /// Mounts `lv` at `target` unless it already is, activating it first when
@@ -89,7 +77,7 @@ impl Lvm {
         if !mountinfo::is_mounted(&mountinfo::read()?, dev, target) {
             return Ok(());
         }
-        crate::mount::umount(&self.runner, target, &Self::describe(lv))
+        crate::mount::unmount(target, &Self::describe(lv))
     }
 
     /// Refuses when one of `lvs` is mounted anywhere but at its own directory

@@ -59,17 +59,16 @@ impl Lvm {
         }
     }
 
-    /// The pool's use from the kernel (`dmsetup status` of its `-tpool` layer),
-    /// which costs a fraction of an `lvs`; `None` when the pool is not active
-    /// with that layer, for the caller to ask lvm2.
+    /// The pool's use from the kernel (the status of its `-tpool` layer, as
+    /// `dmsetup status` shows it, read by [`super::dm`]), which costs a
+    /// fraction of an `lvs`; `None` when the pool is not active with that
+    /// layer, for the caller to ask lvm2.
     pub(super) fn pool_usage_from_dm(&self) -> Option<PoolUsage> {
         let dm = format!("{}-tpool", naming::dm_name(&self.vg, &self.pool));
-        let out = self
-            .runner
-            .run_string(&argv!["dmsetup", "status", &dm])
+        let line = super::dm::status(&dm)
             .map_err(|e| log::debug!("no thin-pool status from dm: {e}"))
             .ok()?;
-        let (data, meta) = thin_pool_status(out.lines().next()?)?;
+        let (data, meta) = thin_pool_status(&line)?;
         Some(PoolUsage {
             name: self.full(&self.pool),
             data_percent: data,
