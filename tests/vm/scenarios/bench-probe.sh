@@ -25,7 +25,9 @@ p_version() { sidus --version; }
 p_list_trees() { sidus --json list; }
 p_snapshot() { echo "$1" >"$w/f"; sidus snapshot t -m "p$1"; }
 p_clone() { sidus clone "t@$base" "pc$1"; }
+p_help() { sidus snapshot --help; }
 probe "sidus --version" p_version
+probe "sidus snapshot --help" p_help
 probe "sidus list --json" p_list_trees
 probe "sidus snapshot" p_snapshot
 probe "sidus clone" p_clone
@@ -48,6 +50,13 @@ zfs)
     probe "zfs get" p_zget
     probe "zfs clone" p_zclone
     probe "zfs clone -o x2" p_zclone_props
+    echo x >"$w/f"; d1=$(sidus snapshot t); echo y >"$w/f"; d2=$(sidus snapshot t)
+    p_zdiff() { zfs diff -H -F "$T@$d1" "$T@$d2"; }
+    p_sdiff() { sidus diff "t@$d1" "t@$d2"; }
+    echo "BENCH zfs probe zfs diff lines: $(p_zdiff | wc -l)"
+    probe "zfs diff (one file changed)" p_zdiff
+    probe "sidus diff (one file changed)" p_sdiff
+    sidus -v diff "t@$d1" "t@$d2" 2>&1 | while IFS= read -r l; do echo "BENCH zfs probe $(date +%s.%N) $l"; done
     ;;
 lvm)
     p_lvs() { lvs --reportformat json -o lv_name,lv_tags,pool_lv,lv_kernel_major,lv_kernel_minor "$VG"; }
