@@ -143,15 +143,8 @@ fn create_from_dir_keeps_xattrs_and_capabilities_through_snapshot_and_clone() {
 
 #[test]
 fn create_from_dir_keeps_posix_acls_through_snapshot_and_clone() {
-    let backend = require_backend!();
-    known_bug!(
-        backend,
-        Kind::Zfs,
-        "the store's datasets keep ZFS's default acltype=off, so `cp -a` of a file \
-         with an ACL fails (\"preserving permissions ...: Operation not supported\") \
-         and create --from-dir of such a tree fails whole: sidus init should create \
-         the dataset with acltype=posixacl (and xattr=sa)"
-    );
+    // On ZFS too: init makes the datasets with acltype=posixacl.
+    require_backend!();
     let store = TestStore::new();
     let src = store.dir.path().join("src");
     fs::create_dir_all(src.join("var/log/journal")).unwrap();

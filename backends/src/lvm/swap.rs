@@ -6,7 +6,7 @@
 //! its name says which: nothing is deleted before its replacement is in place.
 
 use super::{mounts::RW, naming, naming::Role, report::Lv, Lvm};
-use crate::{Result, TreeName};
+use crate::{BackendError, Result, TreeName};
 
 impl Lvm {
     /// Swaps the LV `incoming` in for `working` (mounted or not) and removes the
@@ -59,8 +59,8 @@ impl Lvm {
         self.after_swap(tree, working, outgoing)
     }
 
-    /// Whether `incoming` is gone and `tree` has a working LV again: a reader's
-    /// query healed what looked like a cut swap (see [`Lvm::recover_swaps`]).
+    /// Whether `incoming` is gone and `tree` has a working LV again: another
+    /// writer finished the swap (see [`Lvm::recover_swap`]).
     fn swap_was_finished(&self, tree: &TreeName, incoming: &str) -> bool {
         self.list_lvs().is_ok_and(|lvs| {
             Self::find(&lvs, Role::Working, tree).is_some()
@@ -76,7 +76,7 @@ impl Lvm {
             &[outgoing],
         ) {
             // Removed already by whoever finished the swap.
-            Err(e) if e.to_string().contains("Failed to find logical volume") => {}
+            Err(BackendError::NotFound(_)) => {}
             Err(e) => {
                 log::warn!("{e} (it is removed by the next rollback or destroy of '{tree}')")
             }
