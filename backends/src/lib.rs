@@ -8,6 +8,7 @@
 pub mod btrfs;
 mod changes;
 pub mod durable;
+pub mod failpoint;
 pub mod fake;
 mod fsutil;
 mod leftover;

@@ -19,6 +19,7 @@ impl Btrfs {
             &scratch,
             false,
         )?;
+        crate::failpoint::hit("btrfs:rollback-after-copy");
         // One atomic exchange: at no instant is there no working tree.
         nix::fcntl::renameat2(
             None,

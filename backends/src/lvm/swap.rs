@@ -36,12 +36,14 @@ impl Lvm {
             self.remove_quietly(incoming);
             return Err(e);
         }
+        crate::failpoint::hit("lvm:rollback-after-copy");
         let action = format!("swap in the rollback copy of '{tree}'");
         if let Err(e) = self.lvrename(&action, &working.name, outgoing) {
             self.remove_quietly(incoming);
             restore_mount();
             return Err(e);
         }
+        crate::failpoint::hit("lvm:rollback-after-rename-out");
         if let Err(e) = self.lvrename(&action, incoming, &working.name) {
             if self.swap_was_finished(tree, incoming) {
                 log::debug!("another sidus finished the swap of '{tree}' first: {e}");

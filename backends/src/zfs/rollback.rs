@@ -22,6 +22,7 @@ impl Zfs {
         }
         args.extend(argv![&found.name, &swap]);
         self.zfs(format!("copy {tree}@{id} for rollback"), args)?;
+        crate::failpoint::hit("zfs:rollback-after-clone");
         let history = self.history_name(tree)?;
         if let Err(e) = self.zfs(
             format!("move the replaced working tree of '{tree}' aside"),
@@ -30,6 +31,7 @@ impl Zfs {
             let _ = self.runner.run(&argv!["zfs", "destroy", &swap]);
             return Err(e);
         }
+        crate::failpoint::hit("zfs:rollback-after-rename-out");
         // From here a crash leaves no working dataset but a swap one, which
         // clear_swap renames into place.
         self.zfs(
