@@ -37,7 +37,7 @@ impl sidus_backends::Backend for ForwardingBackend {
         self.0.capabilities()
     }
     forward! {
-        init_store() -> sidus_backends::Result<()>;
+        init_store(opts: &sidus_backends::InitOptions) -> sidus_backends::Result<()>;
         open() -> sidus_backends::Result<()>;
         state_dir() -> std::path::PathBuf;
         list_trees() -> sidus_backends::Result<Vec<sidus_backends::TreeRecord>>;

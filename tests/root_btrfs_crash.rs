@@ -464,7 +464,11 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "rollback",
-            failpoints: &["rollback:after-safety", "rollback:after-replace"],
+            failpoints: &[
+                "rollback:after-safety",
+                "btrfs:rollback-after-copy",
+                "rollback:after-replace",
+            ],
             setup: lab_with_history,
             cmd: |env| v(&["rollback", &format!("lab@{}", env.id("lab", "a"))]),
             alt: None,
@@ -702,9 +706,11 @@ fn root_btrfs_kill_at_every_failpoint_then_next_command_and_doctor_recover() {
         .arg("failpoints")
         .output()
         .unwrap();
+    // Another backend's own steps are crashed in the VM (lvm-crash, zfs-crash).
     let all: BTreeSet<String> = String::from_utf8(listed.stdout)
         .unwrap()
         .lines()
+        .filter(|f| !f.starts_with("lvm:") && !f.starts_with("zfs:"))
         .map(str::to_string)
         .collect();
     let cases = cases();

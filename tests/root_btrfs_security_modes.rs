@@ -74,15 +74,7 @@ impl Drop for Unmount {
 #[test]
 fn root_btrfs_files_sidus_writes_under_umask_000_are_not_group_or_world_writable() {
     require_root_btrfs!();
-    let dir = tempfile::Builder::new()
-        .prefix("sidus-test-")
-        .tempdir()
-        .unwrap();
-    let store = TestStore {
-        config: dir.path().join("sidus.toml"),
-        mnt: dir.path().join("store"),
-        dir,
-    };
+    let store = TestStore::btrfs_uninitialized();
     let config = store.config.clone();
     let umask0 = |args: &[&str]| {
         let out = Command::new("sh")

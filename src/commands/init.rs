@@ -11,7 +11,7 @@ use crate::config::{self, BackendKind, BtrfsConfig, Config, LvmConfig, ZfsConfig
 use crate::output::json as print_json;
 use crate::UsageError;
 use anyhow::{bail, Context, Result};
-use sidus_backends::{btrfs::Btrfs, Runner};
+use sidus_backends::InitOptions;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table};
@@ -291,22 +291,12 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
         },
         (Err(e), _) => return Err(e),
     };
-    let mut made_image = None;
-    if let Some(b) = &config.btrfs {
-        if let Some(image) = b.loop_file.as_ref().filter(|f| !f.exists()) {
-            Btrfs::new(b.path.clone(), b.loop_file.clone(), Runner::new())
-                .make_loop_image(&a.size)?;
-            made_image = Some(image.clone());
-        }
-    }
     let backend = config.backend()?;
-    let prepared = backend.init_store().context("prepare the store");
-    if let Err(e) = prepared {
-        if let Some(image) = made_image {
-            let _ = std::fs::remove_file(image);
-        }
-        return Err(e);
-    }
+    let opts = InitOptions {
+        image_size: Some(a.size.clone()),
+    };
+    // A loop image it makes is removed again by a failed init_store.
+    backend.init_store(&opts).context("prepare the store")?;
     if existing.is_none() || !added.is_empty() {
         write_config(file, &text, existing.is_some())?;
     }

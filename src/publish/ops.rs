@@ -401,14 +401,19 @@ pub(crate) fn unserve(
     id: &SnapshotId,
     path: &std::path::Path,
 ) -> Result<()> {
+    // nfsd keeps a reference until its export cache is flushed, and drops it
+    // a moment after: a busy unmount is retried for up to 3 s.
     system::flush_exports();
     let mut tries = 0;
     while let Err(e) = store.backend.unserve(tree, id, path) {
         tries += 1;
-        if !e.to_string().contains("busy") {
+        if !matches!(e, sidus_backends::BackendError::Busy { .. }) {
             return Err(e.into());
         }
         if tries >= 15 {
+            // The export is gone and no client mounts it: only nfsd's own
+            // reference is left, so detach now and let the kernel free the
+            // mount when nfsd lets go.
             sidus_backends::Runner::new()
                 .run(&sidus_backends::argv!["umount", "-l", path])
                 .map_err(|le| anyhow::anyhow!("{e}; lazy unmount failed too: {le}"))?;

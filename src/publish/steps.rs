@@ -9,7 +9,7 @@ use super::state::PublishState;
 use super::system::{self, Applied};
 use super::undo::Undo;
 use crate::state::atomic::{remove_durable, write_atomic};
-use crate::state::lock::TreeLock;
+use crate::state::lock::{LockBusy, TreeLock};
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{SnapshotId, TreeName};
@@ -23,7 +23,7 @@ pub const PUBLISH_LOCK: &str = ".publish";
 /// shared by every tree. Always taken after the tree's own lock.
 pub fn publish_lock(store: &Store) -> Result<TreeLock> {
     TreeLock::acquire(store.state_dir(), PUBLISH_LOCK, store.lock_timeout()).map_err(|e| {
-        if e.to_string().contains("is busy") {
+        if e.downcast_ref::<LockBusy>().is_some() {
             anyhow::anyhow!("another sidus publish, unpublish or restore is running; try again")
         } else {
             e

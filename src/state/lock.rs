@@ -1,12 +1,34 @@
 //! Per-tree writer locks: flock on a file in the store's state directory, so a
 //! crashed sidus never leaves a lock behind.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Another sidus held the lock for longer than the timeout. Callers that
+/// want to say more (publish: "another publish is running") downcast to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockBusy {
+    /// The lock's name: a tree, or `.publish` for the store-wide one.
+    pub name: String,
+    /// How long this sidus waited.
+    pub waited: Duration,
+}
+
+impl std::fmt::Display for LockBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tree '{}' is busy: another sidus command is changing it (waited {:.0?})",
+            self.name, self.waited
+        )
+    }
+}
+
+impl std::error::Error for LockBusy {}
 
 /// A held tree lock; released on drop.
 #[derive(Debug)]
@@ -40,10 +62,11 @@ impl TreeLock {
                 Ok(lock) => return Ok(TreeLock { _lock: lock }),
                 Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
                     if start.elapsed() >= timeout {
-                        bail!(
-                            "tree '{tree}' is busy: another sidus command is changing it (waited {:.0?})",
-                            timeout
-                        );
+                        return Err(LockBusy {
+                            name: tree.to_string(),
+                            waited: timeout,
+                        }
+                        .into());
                     }
                     file = f;
                     std::thread::sleep(Duration::from_millis(50));
@@ -105,6 +128,7 @@ mod tests {
         let first = TreeLock::acquire(dir.path(), "lab", Duration::ZERO).unwrap();
         let err = TreeLock::acquire(dir.path(), "lab", Duration::from_millis(120)).unwrap_err();
         assert!(err.to_string().starts_with("tree 'lab' is busy"), "{err}");
+        assert_eq!(err.downcast_ref::<LockBusy>().unwrap().name, "lab");
         // Another tree is independent.
         TreeLock::acquire(dir.path(), "other", Duration::ZERO).unwrap();
         drop(first);

@@ -29,7 +29,12 @@ impl Zfs {
             Ok(out) => out,
             // A store made before swap/ existed: nothing can be left there.
             Err(e) if e.stderr.contains("does not exist") => String::new(),
-            Err(e) => return Err(Self::classify("list swap and history datasets".into(), e)),
+            Err(e) => {
+                return Err(super::errors::classify(
+                    "list swap and history datasets".into(),
+                    e,
+                ))
+            }
         };
         Ok(parse_rows(&out))
     }

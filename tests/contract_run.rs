@@ -1,4 +1,5 @@
-//! `sidus run` on a static busybox tree, on a real loop-backed btrfs store: what
+//! `sidus run` on a busybox tree, on a real store of the backend
+//! `SIDUS_TEST_BACKEND` names (see tests/common/mod.rs): what
 //! the command writes is kept or rolled back, nothing it starts or mounts
 //! survives it, a killed sidus is recovered by the next command, and no symlink
 //! planted in the tree makes sidus touch anything outside it.
@@ -11,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A tree holding a static busybox with every applet linked, a
-/// start-stop-daemon among them, and an empty etc/resolv.conf.
+/// A tree holding the host's busybox (with its libraries when it is not the
+/// static one) with every applet linked, a start-stop-daemon among them, and an
+/// empty etc/resolv.conf.
 fn busybox_tree(store: &TestStore, name: &str, tweak: impl FnOnce(&Path)) -> PathBuf {
     let src = store.dir.path().join(format!("src-{name}"));
     for d in [
@@ -20,7 +22,12 @@ fn busybox_tree(store: &TestStore, name: &str, tweak: impl FnOnce(&Path)) -> Pat
     ] {
         fs::create_dir_all(src.join(d)).unwrap();
     }
-    fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox-static installed");
+    fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox installed");
+    for lib in libraries("/bin/busybox") {
+        let to = src.join(lib.strip_prefix("/").unwrap());
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        fs::copy(&lib, &to).unwrap();
+    }
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for applet in String::from_utf8(list.stdout).unwrap().lines() {
         if applet != "busybox" {
@@ -34,6 +41,19 @@ fn busybox_tree(store: &TestStore, name: &str, tweak: impl FnOnce(&Path)) -> Pat
         .sidus(&["create", name, "--from-dir", src.to_str().unwrap()])
         .ok();
     store.path(name)
+}
+
+/// The shared libraries `binary` loads (none for a static one), as ldd lists them.
+fn libraries(binary: &str) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().unwrap();
+    if !out.status.success() {
+        return Vec::new(); // "not a dynamic executable"
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
 }
 
 fn snapshots(store: &TestStore, tree: &str) -> Vec<serde_json::Value> {
@@ -91,7 +111,7 @@ fn wait_for(path: &Path) {
 }
 
 fn spawn_sidus(store: &TestStore, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_sidus"))
+    Command::new(common::sidus_bin())
         .args(args)
         .env("SIDUS_CONFIG", &store.config)
         .stdout(Stdio::null())
@@ -110,11 +130,11 @@ fn assert_wrappers_gone(tree: &Path) {
 }
 
 #[test]
-fn root_btrfs_run_writes_files_between_pre_and_post_snapshots() {
-    require_root_btrfs!();
+fn run_writes_files_between_pre_and_post_snapshots() {
+    require_backend!();
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |_| {});
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidus"))
+    let mut child = Command::new(common::sidus_bin())
         .args(["run", "bb", "-m", "write motd", "--", "sh", "-c"])
         .arg(
             "cat > /etc/motd; /usr/sbin/policy-rc.d; echo policy=$?; /sbin/start-stop-daemon -S -x /bin/true; \
@@ -167,8 +187,8 @@ fn root_btrfs_run_writes_files_between_pre_and_post_snapshots() {
 }
 
 #[test]
-fn root_btrfs_run_leaves_no_daemon_and_no_mount() {
-    require_root_btrfs!();
+fn run_leaves_no_daemon_and_no_mount() {
+    require_backend!();
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |_| {});
     let child = spawn_sidus(
@@ -191,15 +211,15 @@ fn root_btrfs_run_leaves_no_daemon_and_no_mount() {
     assert!(out.status.success());
     assert_eq!(processes(&["sleep", "31337"]), Vec::<String>::new());
     assert_eq!(processes(&["sleep", "31338"]), Vec::<String>::new());
-    assert_eq!(host_mounts_under(store.mnt.as_path()), Vec::<String>::new());
+    assert_eq!(host_mounts_under(&tree), Vec::<String>::new());
     // Only the file survives, in the tree itself (mnt was a tmpfs).
     assert!(tree.join("root/up").exists());
     assert_eq!(fs::read_dir(tree.join("mnt")).unwrap().count(), 0);
 }
 
 #[test]
-fn root_btrfs_run_failure_rolls_back_and_passes_the_status() {
-    require_root_btrfs!();
+fn run_failure_rolls_back_and_passes_the_status() {
+    require_backend!();
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |_| {});
     let err = store
@@ -242,8 +262,8 @@ fn root_btrfs_run_failure_rolls_back_and_passes_the_status() {
 }
 
 #[test]
-fn root_btrfs_run_keep_on_failure_keeps_the_state_as_post() {
-    require_root_btrfs!();
+fn run_keep_on_failure_keeps_the_state_as_post() {
+    require_backend!();
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |_| {});
     let err = store
@@ -267,8 +287,8 @@ fn root_btrfs_run_keep_on_failure_keeps_the_state_as_post() {
 }
 
 #[test]
-fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
-    require_root_btrfs!();
+fn run_sigkill_is_recovered_by_the_next_command() {
+    require_backend!();
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |_| {});
     for keep in [false, true] {
@@ -304,7 +324,7 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(host_mounts_under(store.mnt.as_path()), Vec::<String>::new());
+        assert_eq!(host_mounts_under(&tree), Vec::<String>::new());
         // The next command on the tree finishes the run first.
         let out = store.sidus(&["snapshot", "bb", "-m", "next"]);
         assert_eq!(out.code, 0, "{}", out.stderr);
@@ -315,7 +335,7 @@ fn root_btrfs_run_sigkill_is_recovered_by_the_next_command() {
         );
         assert_wrappers_gone(&tree);
         let state: serde_json::Value = serde_json::from_str(
-            &fs::read_to_string(store.mnt.join(".sidus/trees/bb.json")).unwrap(),
+            &fs::read_to_string(store.state_dir().join("trees/bb.json")).unwrap(),
         )
         .unwrap();
         assert!(
@@ -364,8 +384,8 @@ fn canary(store: &TestStore) -> (PathBuf, Vec<String>) {
 }
 
 #[test]
-fn root_btrfs_run_symlinks_in_the_tree_never_reach_the_host() {
-    require_root_btrfs!();
+fn run_symlinks_in_the_tree_never_reach_the_host() {
+    require_backend!();
     let store = TestStore::new();
     let (host, before) = canary(&store);
     let h = host.clone();
@@ -401,8 +421,8 @@ fn root_btrfs_run_symlinks_in_the_tree_never_reach_the_host() {
 }
 
 #[test]
-fn root_btrfs_run_refuses_mount_points_that_are_links() {
-    require_root_btrfs!();
+fn run_refuses_mount_points_that_are_links() {
+    require_backend!();
     let store = TestStore::new();
     let (host, before) = canary(&store);
     for dir in ["tmp", "run", "proc", "dev"] {
@@ -424,14 +444,14 @@ fn root_btrfs_run_refuses_mount_points_that_are_links() {
         assert_wrappers_gone(&tree);
         // The tree is as it was: no snapshot left behind either.
         assert_eq!(snapshots(&store, &name).len(), 0, "{dir}");
+        assert_eq!(host_mounts_under(&tree), Vec::<String>::new());
     }
     assert_eq!(TestStore::listing(&host), before, "host untouched");
-    assert_eq!(host_mounts_under(store.mnt.as_path()), Vec::<String>::new());
 }
 
 #[test]
-fn root_btrfs_run_resolv_conf_linking_into_run_gets_the_hosts_in_the_runs_tmpfs() {
-    require_root_btrfs!();
+fn run_resolv_conf_linking_into_run_gets_the_hosts_in_the_runs_tmpfs() {
+    require_backend!();
     if !Path::new("/etc/resolv.conf").exists() {
         eprintln!("SKIP: the host has no /etc/resolv.conf");
         return;
@@ -471,11 +491,11 @@ fn root_btrfs_run_resolv_conf_linking_into_run_gets_the_hosts_in_the_runs_tmpfs(
 }
 
 #[test]
-fn root_btrfs_shell_keeps_the_session_whatever_its_status() {
-    require_root_btrfs!();
+fn shell_keeps_the_session_whatever_its_status() {
+    require_backend!();
     let store = TestStore::new();
     let tree = busybox_tree(&store, "bb", |_| {});
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidus"))
+    let mut child = Command::new(common::sidus_bin())
         .args(["shell", "bb", "-m", "by hand"])
         .env("SIDUS_CONFIG", &store.config)
         .stdin(Stdio::piped())

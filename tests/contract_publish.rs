@@ -1,6 +1,6 @@
-//! Publishing on a real loop-backed btrfs store, without nfsd (the host has
-//! none): mount views, the exports file, boot entries, the state, refusals and
-//! undo. The config sets `apply_exports = false`; exports over real NFS are
+//! Publishing on a real store of the backend `SIDUS_TEST_BACKEND` names (see
+//! tests/common/mod.rs), without nfsd (the host has none): mount views, the
+//! exports file, boot entries, the state, refusals and undo. The config sets `apply_exports = false`; exports over real NFS are
 //! proven in tests/vm/scenarios/publish.sh.
 
 mod common;
@@ -63,7 +63,7 @@ impl Env {
     }
 
     fn state(&self) -> serde_json::Value {
-        let p = self.store.mnt.join(".sidus/publish/state.json");
+        let p = self.store.state_dir().join("publish/state.json");
         serde_json::from_str(&fs::read_to_string(p).unwrap_or_else(|_| "{}".into())).unwrap()
     }
 
@@ -94,8 +94,8 @@ fn is_mounted(p: &Path) -> bool {
 }
 
 #[test]
-fn root_btrfs_publish_serves_read_only_views_and_switches_boot_entries() {
-    require_root_btrfs!();
+fn publish_serves_read_only_views_and_switches_boot_entries() {
+    require_backend!();
     let env = Env::new(false);
     env.make_tree("lab", true);
     let a = env.store.snapshot("lab", "a");
@@ -245,8 +245,8 @@ fn root_btrfs_publish_serves_read_only_views_and_switches_boot_entries() {
 }
 
 #[test]
-fn root_btrfs_publish_refusals_change_nothing() {
-    require_root_btrfs!();
+fn publish_refusals_change_nothing() {
+    require_backend!();
     let env = Env::new(false);
     env.make_tree("bare", false);
     let id = env.store.snapshot("bare", "no kernel");
@@ -286,10 +286,10 @@ fn root_btrfs_publish_refusals_change_nothing() {
 }
 
 #[test]
-fn root_btrfs_publish_without_nfsd_names_it_and_changes_nothing() {
-    require_root_btrfs!();
+fn publish_without_nfsd_names_it_and_changes_nothing() {
+    require_backend!();
     if Path::new("/proc/fs/nfsd/exports").exists() {
-        eprintln!("SKIP: nfsd runs here; this test is about hosts without it");
+        common::skip("nfsd runs here; this test is about hosts without it");
         return;
     }
     let env = Env::new(true);
@@ -302,8 +302,8 @@ fn root_btrfs_publish_without_nfsd_names_it_and_changes_nothing() {
 }
 
 #[test]
-fn root_btrfs_restore_remounts_and_rewrites_after_a_reboot() {
-    require_root_btrfs!();
+fn restore_remounts_and_rewrites_after_a_reboot() {
+    require_backend!();
     let env = Env::new(false);
     env.make_tree("lab", true);
     let a = env.store.snapshot("lab", "a");
@@ -341,8 +341,8 @@ fn root_btrfs_restore_remounts_and_rewrites_after_a_reboot() {
 }
 
 #[test]
-fn root_btrfs_prepare_node_writes_inside_the_tree_only() {
-    require_root_btrfs!();
+fn prepare_node_writes_inside_the_tree_only() {
+    require_backend!();
     let env = Env::new(false);
     env.make_tree("lab", true);
     let tree = env.store.path("lab");
