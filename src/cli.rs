@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use sidus_backends::TreeName;
 use std::path::PathBuf;
 
+mod replica;
+pub use replica::*;
+
 /// Version control for the system trees of diskless clusters.
 ///
 /// sidus keeps named system trees (btrfs subvolumes, ZFS datasets or LVM thin
@@ -134,6 +137,26 @@ pub enum Command {
     /// List the failpoints crash tests can make sidus die at (SIDUS_FAILPOINT=NAME).
     #[command(hide = true)]
     Failpoints,
+    /// Other boot servers to replicate trees to: add, list, remove, status.
+    Remote(RemoteArgs),
+    /// Send a remote every snapshot of a tree it lacks, incrementally, with IDs and metadata.
+    ///
+    /// Each remote is asked which snapshots it has; every newer one is sent
+    /// from the one before it (the first from the newest both have) with the
+    /// backend's own stream (btrfs send -p | btrfs receive, zfs send -i | zfs
+    /// recv) and its metadata. The remote lists a snapshot only once it is
+    /// complete and, where this store kept its manifest, its root hash matches.
+    /// An interrupted transfer is removed there (ZFS: resumed with its token)
+    /// by the next command.
+    Replicate(ReplicateArgs),
+    /// Replicas received from another store: promote.
+    Replica(ReplicaArgs),
+    /// What this store has of some trees, as JSON (for `replicate` on a primary).
+    #[command(hide = true)]
+    ReplicaHave(ReplicaHaveArgs),
+    /// Receive one snapshot from stdin (for `replicate` on a primary).
+    #[command(hide = true)]
+    ReplicaReceive,
     /// Print the completion script of a shell (bash, zsh, fish).
     ///
     /// The script asks sidus for candidates, so tree names, snapshot IDs and

@@ -11,12 +11,14 @@ pub mod fake;
 mod fsutil;
 pub mod lvm;
 mod names;
+pub mod replicate;
 pub mod runner;
 mod snapshot;
 pub mod zfs;
 
 pub use fsutil::unescape_mountinfo;
 pub use names::{Label, NameError, SnapshotId, TreeName};
+pub use replicate::Replication;
 pub use runner::{CommandError, Runner};
 pub use snapshot::{Origin, Snapshot, SnapshotKind, TreeRecord};
 
@@ -231,6 +233,11 @@ pub trait Backend {
                     e,
                 )
             })
+    }
+    /// Its native snapshot streams, for replication to another store of the
+    /// same kind; `None` where it has none (the archive stream is used then).
+    fn replication(&self) -> Option<&dyn Replication> {
+        None
     }
     /// Bytes each snapshot of `tree` holds exclusively, for backends with
     /// [`Capabilities::snapshot_space`]; a snapshot left out is of unknown size

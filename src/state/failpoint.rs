@@ -36,6 +36,8 @@ pub const ALL: &[&str] = &[
     "unpublish:after-entries",
     "unpublish:after-state",
     "restore:after-serve",
+    "receive:mid-stream",
+    "receive:after-stream",
     "done:before-clear",
 ];
 

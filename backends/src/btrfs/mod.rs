@@ -7,12 +7,14 @@
 //! snapshots/<tree>/<id>        read-only snapshot subvolume
 //! snapshots/<tree>/<id>.json   its metadata
 //! snapshots/<tree>/tree.json   the tree's origin, when it is a clone
+//! snapshots/<tree>/.recv-<id>  marker: <id> is being received, not listed yet
 //! .sidus/                      state kept by the sidus crate (journal, locks)
 //! ```
 
 use crate::fsutil::{read_json, write_json_atomic, write_json_xattr};
 mod ioctl;
 mod qgroup;
+mod replicate;
 
 use crate::runner::Runner;
 use crate::{
@@ -127,7 +129,7 @@ impl Btrfs {
     fn require_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
         self.require_tree(tree)?;
         let path = self.snap_dir(tree, id);
-        if path.is_dir() {
+        if path.is_dir() && !self.receiving(tree, id) {
             Ok(path)
         } else {
             Err(BackendError::SnapshotNotFound(tree.clone(), id.clone()))
@@ -195,12 +197,11 @@ impl Btrfs {
             Err(e) => return Err(BackendError::io("read", dir, e)),
         };
         let start = out.len();
-        for entry in entries {
-            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
-            let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.parse::<SnapshotId>().ok()) else {
-                continue;
-            };
+        let names = entries
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| BackendError::io("read", &dir, e))?;
+        for id in listed_ids(&names) {
             let meta = self.meta_file(tree, &id);
             // A damaged sidecar (power cut mid-write) must not hide the snapshot.
             let record = read_json::<Snapshot>(&meta).unwrap_or_else(|e| {
@@ -242,6 +243,32 @@ impl Btrfs {
     fn tree_file(&self, tree: &TreeName) -> PathBuf {
         self.snaps_dir(tree).join("tree.json")
     }
+
+    /// The marker of a snapshot being received (see the module doc): a
+    /// received subvolume cannot be renamed into place from another directory
+    /// once it is read-only, so it is received where it stays, hidden by this.
+    fn receive_marker(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
+        self.snaps_dir(tree).join(format!(".recv-{id}"))
+    }
+
+    fn receiving(&self, tree: &TreeName, id: &SnapshotId) -> bool {
+        self.receive_marker(tree, id).exists()
+    }
+}
+
+/// The snapshot IDs among a snapshot directory's entry names: those that
+/// parse as IDs and are not being received.
+fn listed_ids(names: &[std::ffi::OsString]) -> Vec<SnapshotId> {
+    let receiving: std::collections::HashSet<&str> = names
+        .iter()
+        .filter_map(|n| n.to_str()?.strip_prefix(".recv-"))
+        .collect();
+    names
+        .iter()
+        .filter_map(|n| n.to_str())
+        .filter(|n| !receiving.contains(n))
+        .filter_map(|n| n.parse::<SnapshotId>().ok())
+        .collect()
 }
 
 impl Backend for Btrfs {
@@ -377,19 +404,14 @@ impl Backend for Btrfs {
     fn snapshot_ids(&self, tree: &TreeName) -> Result<Vec<SnapshotId>> {
         self.require_tree(tree)?;
         let dir = self.snaps_dir(tree);
-        let entries = fs::read_dir(&dir).map_err(|e| BackendError::io("read", &dir, e))?;
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
-            if let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<SnapshotId>().ok())
-            {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
+        let names = fs::read_dir(&dir)
+            .and_then(|entries| {
+                entries
+                    .map(|e| e.map(|e| e.file_name()))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .map_err(|e| BackendError::io("read", &dir, e))?;
+        Ok(listed_ids(&names))
     }
 
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
@@ -562,6 +584,10 @@ impl Backend for Btrfs {
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {
         Ok(None)
+    }
+
+    fn replication(&self) -> Option<&dyn crate::Replication> {
+        Some(self)
     }
 
     fn snapshot_space(&self, tree: &TreeName) -> Result<BTreeMap<SnapshotId, u64>> {

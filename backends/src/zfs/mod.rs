@@ -8,6 +8,7 @@
 //! D/history/<tree>.<t>  a working dataset a rollback replaced; it keeps the
 //!                       snapshots taken after the rollback target
 //! D/swap/<tree>         a rollback's new working dataset while it is swapped in
+//! D/recv/<tree>         a replica's first snapshot while it is received
 //! M/.sidus/             state kept by the sidus crate (journal, locks)
 //! ```
 //! Every dataset and snapshot carries `sidus:tree`, so a tree's snapshots are
@@ -18,6 +19,7 @@
 
 mod mounts;
 mod props;
+mod replicate;
 
 use crate::runner::{CommandError, Runner};
 use crate::{
@@ -789,6 +791,10 @@ impl Backend for Zfs {
         )?;
         self.promote(&working.name);
         Ok(())
+    }
+
+    fn replication(&self) -> Option<&dyn crate::Replication> {
+        Some(self)
     }
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {
