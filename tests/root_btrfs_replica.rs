@@ -264,3 +264,39 @@ fn root_btrfs_replica_remotes_are_added_listed_and_removed() {
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(!Path::new(&s.mnt).join(".sidus/remotes.json.tmp").exists());
 }
+
+#[test]
+fn root_btrfs_replica_archive_stream_checks_and_survives_a_kill() {
+    require_root_btrfs!();
+    let (a, b) = pair(&["receive:mid-stream"]);
+    for n in 0..2 {
+        change_and_snapshot(&a, n, 1 << 20);
+    }
+    // --archive: the path LVM and cross-backend pairs take.
+    let out = a.sidus(&["replicate", "lab", "--archive", "--json"]).json();
+    assert_eq!(out[0]["verified"], 2, "{out}");
+    assert_same(&a, &b);
+    change_and_snapshot(&a, 2, 2 << 20);
+    a.sidus(&[
+        "replicate",
+        "lab",
+        "--archive",
+        "--to",
+        "b-receive-mid-stream",
+    ])
+    .fails(1);
+    assert_eq!(b.ids("lab").len(), 2, "the killed receive is not listed");
+    let out = a.sidus(&["replicate", "lab", "--archive", "--json"]).json();
+    assert_eq!(out[0]["sent"].as_array().unwrap().len(), 1, "{out}");
+    assert_same(&a, &b);
+    // What an archive receive leaves as the working tree is the newest snapshot.
+    assert_eq!(
+        TestStore::listing(&b.path("lab")),
+        TestStore::listing(&b.path("lab@latest"))
+    );
+    // A replica begun with archives has no native base: it stays on them.
+    change_and_snapshot(&a, 3, 4096);
+    let out = a.sidus(&["replicate", "lab", "--json"]).json();
+    assert_eq!(out[0]["verified"], 1, "{out}");
+    assert_same(&a, &b);
+}

@@ -68,6 +68,11 @@ pub struct ReplicateArgs {
     /// Remote to replicate to (repeatable; default: every remote).
     #[arg(long = "to", value_name = "REMOTE")]
     pub to: Vec<String>,
+    /// Send each snapshot whole as the archive of `sidus export` (checked
+    /// against its manifest there), even where both stores have the same
+    /// native stream; the default only between different backends and for LVM.
+    #[arg(long)]
+    pub archive: bool,
 }
 
 /// `sidus replica`.

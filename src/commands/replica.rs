@@ -133,7 +133,7 @@ fn list(store: &Store, json: bool) -> Result<()> {
 
 pub fn replicate(store: &Store, json: bool, a: &ReplicateArgs) -> Result<()> {
     let sent = store.journaled("replicate", Some(&a.tree), || {
-        let sent = send::replicate(store, &a.tree, &a.to)?;
+        let sent = send::replicate(store, &a.tree, &a.to, a.archive)?;
         let ids = sent
             .iter()
             .flat_map(|s| s.sent.iter().map(|id| format!("{}:{id}", s.remote)))

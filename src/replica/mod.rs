@@ -13,6 +13,7 @@ pub mod receive;
 pub mod remotes;
 pub mod send;
 pub mod status;
+pub mod stream;
 pub mod wire;
 
 use crate::state::intent::{Change, TreeState};
@@ -29,6 +30,10 @@ pub struct ReplicaOf {
     pub source: String,
     /// When the first snapshot was received.
     pub since: DateTime<Utc>,
+    /// The stream it is fed with (`btrfs`, `zfs`, `archive`): a replica begun
+    /// with archives has no native base to go on from, so it stays on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
     /// A receive ZFS kept the partial state of, for `zfs send -t`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resumable: Option<SnapshotId>,

@@ -25,7 +25,7 @@ use std::io::{BufRead, Read, Write};
 use std::process::Stdio;
 
 /// Where in a stream the `receive:mid-stream` failpoint is.
-const MID_STREAM: usize = 1 << 20;
+pub(super) const MID_STREAM: usize = 1 << 20;
 
 /// Longest header line accepted.
 const HEADER_MAX: u64 = 1 << 20;
@@ -71,6 +71,7 @@ pub fn have(store: &Store, trees: &[TreeName]) -> Result<Have> {
             tree: tree.clone(),
             exists,
             replica: st.replica.is_some(),
+            format: st.replica.as_ref().and_then(|r| r.format.clone()),
             ids,
             resume,
         });
@@ -107,15 +108,21 @@ fn read_header(input: &mut impl BufRead) -> Result<Header> {
 /// `replica-receive`: takes one snapshot in from the framed stream on `input`.
 pub fn receive(store: &Store, input: &mut impl BufRead) -> Result<Received> {
     let header = read_header(input)?;
-    let repl = replication(store)?;
-    if header.format != repl.format() {
-        bail!(
-            "the primary sends a {} stream, this store ({}) receives {}",
-            header.format,
-            store.backend.kind(),
-            repl.format()
-        );
-    }
+    let repl = if header.format == super::stream::FORMAT {
+        None
+    } else {
+        let repl = replication(store)?;
+        if header.format != repl.format() {
+            bail!(
+                "the primary sends a {} stream, this store ({}) receives {} or {}",
+                header.format,
+                store.backend.kind(),
+                repl.format(),
+                super::stream::FORMAT
+            );
+        }
+        Some(repl)
+    };
     let tree = header.snapshot.tree.clone();
     let _lock = store.write_lock(&tree)?;
     store.journaled("replica-receive", Some(&tree), || {
@@ -127,7 +134,7 @@ pub fn receive(store: &Store, input: &mut impl BufRead) -> Result<Received> {
 
 fn receive_locked(
     store: &Store,
-    repl: &dyn Replication,
+    repl: Option<&dyn Replication>,
     header: &Header,
     input: &mut impl BufRead,
 ) -> Result<Received> {
@@ -154,7 +161,9 @@ fn receive_locked(
         _ => {}
     }
     let mut resume = false;
-    if let Some(pending) = st.replica.as_ref().and_then(|r| r.resumable.clone()) {
+    if let (Some(repl), Some(pending)) =
+        (repl, st.replica.as_ref().and_then(|r| r.resumable.clone()))
+    {
         if header.resume && &pending == id {
             resume = true;
         } else {
@@ -167,6 +176,7 @@ fn receive_locked(
         Change::Receive {
             tree: tree.clone(),
             id: id.clone(),
+            archive: repl.is_none(),
         },
         Some(id),
     )?;
@@ -177,9 +187,31 @@ fn receive_locked(
             .replica
             .as_ref()
             .map_or_else(chrono::Utc::now, |r| r.since),
+        format: Some(header.format.clone()),
         resumable: None,
     });
     st.save(store.state_dir(), tree)?;
+    let Some(repl) = repl else {
+        if let Err(e) = super::stream::receive(store, header, exists, input) {
+            let put_back = super::stream::settle(store, tree, id).and_then(|_| {
+                if !tree_exists(store, tree)? {
+                    super::forget(store.state_dir(), tree)?;
+                }
+                Ok(())
+            });
+            return Err(match put_back {
+                Ok(()) => e.context(format!("receive {tree}@{id} (nothing of it is kept)")),
+                Err(u) => e.context(format!(
+                    "receive {tree}@{id}; putting the replica back failed too: {u:#}"
+                )),
+            });
+        }
+        return Ok(Received {
+            tree: tree.clone(),
+            id: id.clone(),
+            verified: true,
+        });
+    };
     let argv = repl.begin_receive(tree, id, header.parent.as_ref(), resume)?;
     if let Err(e) = feed(&argv, input) {
         return Err(give_up(store, repl, tree, id, e));
@@ -322,13 +354,33 @@ fn check_root(
 }
 
 /// The recovery of a receive whose sidus died.
-pub fn recover(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<Recovered> {
+pub fn recover(
+    store: &Store,
+    tree: &TreeName,
+    id: &SnapshotId,
+    archive: bool,
+) -> Result<Recovered> {
+    let listed = |what: &str| {
+        Ok(Recovered::Finished(
+            format!("the received {tree}@{id} was complete{what}: it is listed"),
+            vec![id.to_string()],
+        ))
+    };
+    if archive {
+        if super::stream::settle(store, tree, id)? {
+            return listed(" and checked");
+        }
+        if !tree_exists(store, tree)? {
+            super::forget(store.state_dir(), tree)?;
+        }
+        return Ok(Recovered::Failed(
+            format!("dropped the half-received {tree}@{id}; the working tree is the newest snapshot again"),
+            vec![],
+        ));
+    }
     let repl = replication(store)?;
     if repl.settle_receive(tree, id)? {
-        return Ok(Recovered::Finished(
-            format!("the received {tree}@{id} was complete: it is listed"),
-            vec![id.to_string()],
-        ));
+        return listed("");
     }
     if repl.resume_token(tree)?.is_some() {
         mark_resumable(store, tree, id)?;
@@ -356,12 +408,12 @@ pub fn promote(store: &Store, tree: &TreeName) -> Result<Option<SnapshotId>> {
         let Some(of) = st.replica.clone() else {
             bail!("tree '{tree}' is not a replica: nothing to promote");
         };
-        let repl = replication(store)?;
-        if let Some(pending) = &of.resumable {
+        let repl = store.backend.replication();
+        if let (Some(repl), Some(pending)) = (repl, &of.resumable) {
             repl.abort_receive(tree, pending)?;
         }
         let latest = store.backend.snapshot_ids(tree)?.into_iter().max();
-        if let (Some(id), false) = (&latest, repl.working_follows()) {
+        if let (Some(id), false) = (&latest, repl.is_some_and(|r| r.working_follows())) {
             store
                 .backend
                 .replace_working(tree, id)

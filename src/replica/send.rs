@@ -126,7 +126,12 @@ fn source_name(store: &Store) -> String {
 
 /// `sidus replicate TREE --to ...`: every remote is tried; the error names
 /// those that failed.
-pub fn replicate(store: &Store, tree: &TreeName, to: &[String]) -> Result<Vec<Sent>> {
+pub fn replicate(
+    store: &Store,
+    tree: &TreeName,
+    to: &[String],
+    archive: bool,
+) -> Result<Vec<Sent>> {
     crate::trees::find_tree(store, tree)?;
     if let Some(r) = super::replica_of(store.state_dir(), tree)? {
         bail!(
@@ -135,7 +140,7 @@ pub fn replicate(store: &Store, tree: &TreeName, to: &[String]) -> Result<Vec<Se
         );
     }
     let targets = Remotes::load(store.state_dir())?.pick(to)?;
-    let repl = store.backend.replication();
+    let repl = store.backend.replication().filter(|_| !archive);
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for remote in &targets {
@@ -174,17 +179,13 @@ fn replicate_to(
     remote: &Remote,
 ) -> Result<Sent> {
     let have = have(remote, std::slice::from_ref(tree))?;
-    let repl = match (repl, &have.format) {
-        (Some(r), Some(f)) if r.format() == f => r,
-        _ => bail!(
-            "this store is {} and remote '{}' is {}: replication between them needs the archive stream, \
-             which `sidus replicate` does not use yet",
-            store.backend.kind(),
-            remote.name,
-            have.backend
-        ),
-    };
     let there = &have.trees[0];
+    // The backend's own stream where both ends have the same, else the
+    // archive; a replica begun with archives stays on them.
+    let native = repl.filter(|r| {
+        have.format.as_deref() == Some(r.format())
+            && (!there.exists || there.format.as_deref() != Some(super::stream::FORMAT))
+    });
     let mut local = store.backend.list_snapshots(Some(tree))?;
     local.sort_by(|a, b| a.id.cmp(&b.id));
     let plan = plan(tree, &local, there)?;
@@ -199,27 +200,50 @@ fn replicate_to(
         verified: 0,
     };
     for (i, snap) in plan.send.iter().enumerate() {
-        let resume = there
-            .resume
-            .as_ref()
-            .filter(|r| i == 0 && r.id == snap.id)
-            .and_then(|r| repl.resume_command(&r.token));
-        let resuming = resume.is_some();
-        let command = match resume {
-            Some(c) => c,
-            None => repl.send_command(tree, &snap.id, parent.as_ref())?,
+        let (header, got) = match native {
+            Some(repl) => {
+                let resume = there
+                    .resume
+                    .as_ref()
+                    .filter(|r| i == 0 && r.id == snap.id)
+                    .and_then(|r| repl.resume_command(&r.token));
+                let resuming = resume.is_some();
+                let command = match resume {
+                    Some(c) => c,
+                    None => repl.send_command(tree, &snap.id, parent.as_ref())?,
+                };
+                let header = Header {
+                    protocol: PROTOCOL,
+                    format: repl.format().to_string(),
+                    snapshot: (*snap).clone(),
+                    parent: parent.clone(),
+                    root_hash: kept::load(store.state_dir(), snap)?.map(|m| m.root_hash()),
+                    source: source.clone(),
+                    resume: resuming,
+                };
+                let got = send_one(remote, &header, &Source::Command(&command));
+                (header, got)
+            }
+            None => {
+                // The archive carries the whole snapshot and its manifest,
+                // which the receiver checks it against.
+                let progress = crate::progress::Progress::new(format!("{tree}@{}", snap.id));
+                let (m, _) = kept::of_snapshot(store, snap, &progress)?;
+                let root = store.backend.snapshot_path(tree, &snap.id)?;
+                let header = Header {
+                    protocol: PROTOCOL,
+                    format: super::stream::FORMAT.to_string(),
+                    snapshot: (*snap).clone(),
+                    parent: parent.clone(),
+                    root_hash: Some(m.root_hash()),
+                    source: source.clone(),
+                    resume: false,
+                };
+                let got = send_one(remote, &header, &Source::Archive(snap, &m, root));
+                (header, got)
+            }
         };
-        let header = Header {
-            protocol: PROTOCOL,
-            format: repl.format().to_string(),
-            snapshot: (*snap).clone(),
-            parent: parent.clone(),
-            root_hash: kept::load(store.state_dir(), snap)?.map(|m| m.root_hash()),
-            source: source.clone(),
-            resume: resuming,
-        };
-        let (bytes, got) = send_one(remote, &header, &command)
-            .with_context(|| format!("send {tree}@{}", snap.id))?;
+        let (bytes, got) = got.with_context(|| format!("send {tree}@{}", header.snapshot.id))?;
         sent.bytes += bytes;
         sent.verified += usize::from(got.verified);
         sent.sent.push(snap.id.clone());
@@ -251,58 +275,85 @@ fn record(store: &Store, remote: &Remote, tree: &TreeName, id: &SnapshotId) -> R
     })
 }
 
-/// Pipes `command`'s stream, framed after `header`, into the remote's
+/// Where a snapshot's stream comes from.
+enum Source<'a> {
+    /// The backend's send command (its stdout).
+    Command(&'a [OsString]),
+    /// The deterministic archive of the snapshot, written here.
+    Archive(
+        &'a Snapshot,
+        &'a crate::manifest::Manifest,
+        std::path::PathBuf,
+    ),
+}
+
+/// Writes the stream of `source` framed into `to`; returns its bytes.
+fn produce(source: &Source, to: &mut impl Write) -> Result<u64> {
+    match source {
+        Source::Command(command) => {
+            let mut sender = Runner::new().spawn(command, Stdio::null(), Stdio::piped())?;
+            let mut from = sender.child.stdout.take().expect("piped");
+            let mut bytes = 0u64;
+            let copied = (|| -> std::io::Result<()> {
+                let mut buf = vec![0u8; wire::CHUNK];
+                loop {
+                    let n = from.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    wire::write_chunk(to, &buf[..n])?;
+                    bytes += n as u64;
+                }
+            })();
+            drop(from);
+            sender.finish()?;
+            copied.context("stream to the remote")?;
+            Ok(bytes)
+        }
+        Source::Archive(snap, m, root) => {
+            let mut out =
+                std::io::BufWriter::with_capacity(wire::CHUNK, super::stream::ChunkWriter(to));
+            let progress = crate::progress::Progress::new(format!("{}@{}", snap.tree, snap.id));
+            let n = crate::archive::export::write_tar(snap, m, root, &mut out, &progress)?;
+            out.flush().context("stream to the remote")?;
+            Ok(n)
+        }
+    }
+}
+
+/// Pipes the stream of `source`, framed after `header`, into the remote's
 /// `replica-receive`; returns the stream's bytes and the remote's answer.
-fn send_one(remote: &Remote, header: &Header, command: &[OsString]) -> Result<(u64, Received)> {
+fn send_one(remote: &Remote, header: &Header, source: &Source) -> Result<(u64, Received)> {
     let _pipe = IgnoreSigpipe::new();
-    let runner = Runner::new();
-    let mut receiver = runner.spawn(
+    let mut receiver = Runner::new().spawn(
         &remote.transport.argv(&argv!["replica-receive"]),
         Stdio::piped(),
         Stdio::piped(),
     )?;
-    let mut sender = runner.spawn(command, Stdio::null(), Stdio::piped())?;
     let mut to = receiver.child.stdin.take().expect("piped");
-    let mut from = sender.child.stdout.take().expect("piped");
-    let mut bytes = 0u64;
-    let copied = (|| -> std::io::Result<()> {
+    let sent = (|| -> Result<u64> {
         let mut line = serde_json::to_vec(header).expect("serializable");
         line.push(b'\n');
-        to.write_all(&line)?;
-        let mut buf = vec![0u8; wire::CHUNK];
-        loop {
-            let n = from.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            wire::write_chunk(&mut to, &buf[..n])?;
-            bytes += n as u64;
-        }
+        to.write_all(&line).context("stream to the remote")?;
+        let bytes = produce(source, &mut to)?;
+        // The end marker only when the whole stream was made: anything
+        // else makes the receiver drop what it got.
+        wire::write_chunk(&mut to, b"").context("stream to the remote")?;
+        Ok(bytes)
     })();
-    drop(from);
-    let sent = sender.finish();
-    // The end marker only when the whole stream was read and its command
-    // succeeded: anything else makes the receiver drop what it got.
-    let ended = match (&copied, &sent) {
-        (Ok(()), Ok(())) => wire::write_chunk(&mut to, b""),
-        _ => Ok(()),
-    };
     drop(to);
     let mut answer = Vec::new();
     if let Some(mut out) = receiver.child.stdout.take() {
         let _ = out.read_to_end(&mut answer);
     }
-    let got = receiver.finish();
-    if let Err(e) = got {
+    if let Err(e) = receiver.finish() {
         bail!(
             "the sidus of remote '{}' failed: {}",
             remote.name,
             e.reason()
         );
     }
-    sent?;
-    copied.context("stream to the remote")?;
-    ended.context("stream to the remote")?;
+    let bytes = sent?;
     let received: Received = serde_json::from_slice(&answer).with_context(|| {
         format!(
             "remote '{}' answered something else than `sidus replica-receive` does",
@@ -357,6 +408,7 @@ mod tests {
             exists,
             replica,
             ids: ids.iter().map(|i| i.parse().unwrap()).collect(),
+            format: None,
             resume: None,
         }
     }

@@ -32,6 +32,9 @@ pub struct HaveTree {
     pub replica: bool,
     /// Its snapshot IDs, oldest first.
     pub ids: Vec<SnapshotId>,
+    /// The stream the replica is fed with, once it has snapshots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
     /// An interrupted receive the remote's storage can resume: its ID and token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Resume>,

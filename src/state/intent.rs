@@ -117,6 +117,10 @@ pub enum Change {
         tree: TreeName,
         /// The snapshot being received.
         id: SnapshotId,
+        /// It comes as the archive stream (unpacked into the working tree),
+        /// not the backend's own.
+        #[serde(default)]
+        archive: bool,
     },
 }
 

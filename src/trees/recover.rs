@@ -211,7 +211,9 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
             }
         }
         Change::Run(record) => crate::transaction::recover::finish(store, intent, record)?,
-        Change::Receive { tree, id } => crate::replica::receive::recover(store, tree, id)?,
+        Change::Receive { tree, id, archive } => {
+            crate::replica::receive::recover(store, tree, id, *archive)?
+        }
         Change::Publish { .. } | Change::Unpublish { .. } | Change::Restore => {
             crate::publish::recover::finish(store, intent)?
         }
