@@ -154,9 +154,10 @@ pub enum Command {
     /// What this store has of some trees, as JSON (for `replicate` on a primary).
     #[command(hide = true)]
     ReplicaHave(ReplicaHaveArgs),
-    /// Receive one snapshot from stdin (for `replicate` on a primary).
+    /// Say what this store has of a tree, then receive its snapshots from
+    /// stdin (for `replicate` on a primary).
     #[command(hide = true)]
-    ReplicaReceive,
+    ReplicaReceive(ReplicaReceiveArgs),
     /// Print the completion script of a shell (bash, zsh, fish).
     ///
     /// The script asks sidus for candidates, so tree names, snapshot IDs and

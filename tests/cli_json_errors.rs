@@ -59,6 +59,11 @@ const CASES: &[Case] = &[
     ),
     ("import", &[], Some(&["/nonexistent.tar"])),
     ("sbom", &["Bad!@x"], Some(&["lab@latest"])),
+    ("remote", &["bogus"], Some(&["list"])),
+    ("replicate", &["Bad!"], Some(&["lab"])),
+    ("replica", &["promote", "Bad!"], Some(&["promote", "lab"])),
+    ("replica-have", &["Bad!"], Some(&["lab"])),
+    ("replica-receive", &["Bad!"], Some(&["lab"])),
     ("completions", &["tcsh"], None),
     ("failpoints", &["extra"], None),
 ];

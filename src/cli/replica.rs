@@ -106,3 +106,10 @@ pub struct ReplicaHaveArgs {
     /// Trees to report on.
     pub trees: Vec<TreeName>,
 }
+
+/// `sidus replica-receive` (run by a primary's `replicate` on its remotes).
+#[derive(Debug, Args)]
+pub struct ReplicaReceiveArgs {
+    /// The tree to receive snapshots of.
+    pub tree: TreeName,
+}

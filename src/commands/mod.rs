@@ -100,7 +100,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Replicate(a) => replica::replicate(&store, json, &a),
         Command::Replica(a) => replica::replica(&store, json, &a.command),
         Command::ReplicaHave(a) => replica::have(&store, &a.trees),
-        Command::ReplicaReceive => replica::receive(&store),
+        Command::ReplicaReceive(a) => replica::receive(&store, &a.tree),
     }
 }
 

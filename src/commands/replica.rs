@@ -195,10 +195,10 @@ pub fn have(store: &Store, trees: &[TreeName]) -> Result<()> {
     Ok(())
 }
 
-/// `replica-receive`: the stream on stdin, the answer as JSON on stdout.
-pub fn receive(store: &Store) -> Result<()> {
+/// `replica-receive TREE`: what it has, then snapshots from stdin, each
+/// answered by a JSON line on stdout.
+pub fn receive(store: &Store, tree: &TreeName) -> Result<()> {
     let stdin = std::io::stdin();
     let mut input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
-    print_json(&receive::receive(store, &mut input)?);
-    Ok(())
+    receive::serve(store, tree, &mut input, &mut std::io::stdout().lock())
 }

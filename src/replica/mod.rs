@@ -5,13 +5,15 @@
 //!
 //! The engines are the backends' own streams (`btrfs send -p | btrfs
 //! receive`, `zfs send -i | zfs recv`); sidus adds the IDs, the metadata, the
-//! check against the primary's manifest and the crash safety. One snapshot
-//! goes per `replica-receive`: a JSON header line ([`wire::Header`]), then
-//! the stream.
+//! check against the primary's manifest and the crash safety. One
+//! `replica-receive` per replication answers what it has, then takes each
+//! snapshot as a JSON header line ([`wire::Header`]) and the framed stream
+//! (see [`session`]).
 
 pub mod receive;
 pub mod remotes;
 pub mod send;
+pub mod session;
 pub mod status;
 pub mod stream;
 pub mod wire;

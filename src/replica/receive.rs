@@ -105,9 +105,44 @@ fn read_header(input: &mut impl BufRead) -> Result<Header> {
     Ok(header)
 }
 
-/// `replica-receive`: takes one snapshot in from the framed stream on `input`.
-pub fn receive(store: &Store, input: &mut impl BufRead) -> Result<Received> {
+/// `replica-receive TREE`: says what this store has of `tree` (one line),
+/// then takes in snapshots, each answered by a line, until `input` ends.
+pub fn serve(
+    store: &Store,
+    tree: &TreeName,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+) -> Result<()> {
+    answer(out, &have(store, std::slice::from_ref(tree))?)?;
+    while !input
+        .fill_buf()
+        .context("read from the primary")?
+        .is_empty()
+    {
+        let got = receive(store, tree, input)?;
+        answer(out, &got)?;
+    }
+    Ok(())
+}
+
+/// Writes one answer line for the primary.
+fn answer(out: &mut impl Write, value: &impl serde::Serialize) -> Result<()> {
+    let mut line = serde_json::to_vec(value).expect("serializable");
+    line.push(b'\n');
+    out.write_all(&line)
+        .and_then(|_| out.flush())
+        .context("answer the primary")
+}
+
+/// Takes one snapshot of `tree` in from the framed stream on `input`.
+fn receive(store: &Store, tree: &TreeName, input: &mut impl BufRead) -> Result<Received> {
     let header = read_header(input)?;
+    if &header.snapshot.tree != tree {
+        bail!(
+            "the primary sends a snapshot of '{}' on a connection for '{tree}'",
+            header.snapshot.tree
+        );
+    }
     let repl = if header.format == super::stream::FORMAT {
         None
     } else {
@@ -181,7 +216,7 @@ fn receive_locked(
         Some(id),
     )?;
     st = TreeState::load(store.state_dir(), tree)?;
-    st.replica = Some(ReplicaOf {
+    let of = ReplicaOf {
         source: header.source.clone(),
         since: st
             .replica
@@ -189,8 +224,12 @@ fn receive_locked(
             .map_or_else(chrono::Utc::now, |r| r.since),
         format: Some(header.format.clone()),
         resumable: None,
-    });
-    st.save(store.state_dir(), tree)?;
+    };
+    // Written only when it changes (the first snapshot, a new primary).
+    if st.replica.as_ref() != Some(&of) {
+        st.replica = Some(of);
+        st.save(store.state_dir(), tree)?;
+    }
     let Some(repl) = repl else {
         if let Err(e) = super::stream::receive(store, header, exists, input) {
             let put_back = super::stream::settle(store, tree, id).and_then(|_| {

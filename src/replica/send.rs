@@ -4,6 +4,7 @@
 //! `replica-receive` per snapshot.
 
 use super::remotes::{self, Remote, Remotes, Replicated};
+use super::session::{Session, Source};
 use super::wire::{self, Have, HaveTree, Header, Received, PROTOCOL};
 use crate::manifest::kept;
 use crate::store::Store;
@@ -11,8 +12,6 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use sidus_backends::{argv, Replication, Runner, Snapshot, SnapshotId, TreeName};
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::process::Stdio;
 
 /// What one replication to one remote did.
 #[derive(Debug, Clone, Serialize)]
@@ -178,7 +177,7 @@ fn replicate_to(
     tree: &TreeName,
     remote: &Remote,
 ) -> Result<Sent> {
-    let have = have(remote, std::slice::from_ref(tree))?;
+    let (mut session, have) = Session::open(remote, tree)?;
     let there = &have.trees[0];
     // The backend's own stream where both ends have the same, else the
     // archive; a replica begun with archives stays on them.
@@ -190,7 +189,6 @@ fn replicate_to(
     local.sort_by(|a, b| a.id.cmp(&b.id));
     let plan = plan(tree, &local, there)?;
     let source = source_name(store);
-    let mut parent = plan.common.clone();
     let mut sent = Sent {
         remote: remote.name.clone(),
         tree: tree.clone(),
@@ -199,64 +197,88 @@ fn replicate_to(
         bytes: 0,
         verified: 0,
     };
+    let mut parent = plan.common.clone();
+    let mut result = Ok(());
     for (i, snap) in plan.send.iter().enumerate() {
-        let (header, got) = match native {
-            Some(repl) => {
-                let resume = there
-                    .resume
-                    .as_ref()
-                    .filter(|r| i == 0 && r.id == snap.id)
-                    .and_then(|r| repl.resume_command(&r.token));
-                let resuming = resume.is_some();
-                let command = match resume {
-                    Some(c) => c,
-                    None => repl.send_command(tree, &snap.id, parent.as_ref())?,
-                };
-                let header = Header {
-                    protocol: PROTOCOL,
-                    format: repl.format().to_string(),
-                    snapshot: (*snap).clone(),
-                    parent: parent.clone(),
-                    root_hash: kept::load(store.state_dir(), snap)?.map(|m| m.root_hash()),
-                    source: source.clone(),
-                    resume: resuming,
-                };
-                let got = send_one(remote, &header, &Source::Command(&command));
-                (header, got)
+        let resume = there.resume.as_ref().filter(|r| i == 0 && r.id == snap.id);
+        let one = send_snapshot(
+            store,
+            &mut session,
+            native,
+            snap,
+            parent.as_ref(),
+            resume,
+            &source,
+        )
+        .with_context(|| format!("send {tree}@{}", snap.id));
+        match one {
+            Ok((bytes, got)) => {
+                sent.bytes += bytes;
+                sent.verified += usize::from(got.verified);
+                sent.sent.push(snap.id.clone());
+                sent.newest = Some(snap.id.clone());
+                parent = Some(snap.id.clone());
             }
-            None => {
-                // The archive carries the whole snapshot and its manifest,
-                // which the receiver checks it against.
-                let progress = crate::progress::Progress::new(format!("{tree}@{}", snap.id));
-                let (m, _) = kept::of_snapshot(store, snap, &progress)?;
-                let root = store.backend.snapshot_path(tree, &snap.id)?;
-                let header = Header {
-                    protocol: PROTOCOL,
-                    format: super::stream::FORMAT.to_string(),
-                    snapshot: (*snap).clone(),
-                    parent: parent.clone(),
-                    root_hash: Some(m.root_hash()),
-                    source: source.clone(),
-                    resume: false,
-                };
-                let got = send_one(remote, &header, &Source::Archive(snap, &m, root));
-                (header, got)
+            Err(e) => {
+                result = Err(e);
+                break;
             }
-        };
-        let (bytes, got) = got.with_context(|| format!("send {tree}@{}", header.snapshot.id))?;
-        sent.bytes += bytes;
-        sent.verified += usize::from(got.verified);
-        sent.sent.push(snap.id.clone());
-        sent.newest = Some(snap.id.clone());
-        parent = Some(snap.id.clone());
-        record(store, remote, tree, &snap.id)?;
-    }
-    if plan.send.is_empty() {
-        if let Some(id) = &plan.common {
-            record(store, remote, tree, id)?;
         }
     }
-    Ok(sent)
+    if result.is_ok() {
+        result = session.close();
+    }
+    // What got there is remembered, also when the rest failed.
+    if let Some(id) = &sent.newest {
+        record(store, remote, tree, id)?;
+    }
+    result.map(|()| sent)
+}
+
+/// Sends one snapshot through `session`: the native stream (resuming
+/// `resume` where the storage kept it), or the archive.
+fn send_snapshot(
+    store: &Store,
+    session: &mut Session,
+    native: Option<&dyn Replication>,
+    snap: &Snapshot,
+    parent: Option<&SnapshotId>,
+    resume: Option<&wire::Resume>,
+    source: &str,
+) -> Result<(u64, Received)> {
+    let tree = &snap.tree;
+    let mut header = Header {
+        protocol: PROTOCOL,
+        format: super::stream::FORMAT.to_string(),
+        snapshot: snap.clone(),
+        parent: parent.cloned(),
+        root_hash: None,
+        source: source.to_string(),
+        resume: false,
+    };
+    match native {
+        Some(repl) => {
+            let command = match resume.and_then(|r| repl.resume_command(&r.token)) {
+                Some(c) => {
+                    header.resume = true;
+                    c
+                }
+                None => repl.send_command(tree, &snap.id, parent)?,
+            };
+            header.format = repl.format().to_string();
+            header.root_hash = kept::load(store.state_dir(), snap)?.map(|m| m.root_hash());
+            session.send(&header, &Source::Command(&command))
+        }
+        None => {
+            // The archive carries the whole snapshot and its manifest,
+            // which the receiver checks it against.
+            let progress = crate::progress::Progress::new(format!("{tree}@{}", snap.id));
+            let (m, _) = kept::of_snapshot(store, snap, &progress)?;
+            let root = store.backend.snapshot_path(tree, &snap.id)?;
+            header.root_hash = Some(m.root_hash());
+            session.send(&header, &Source::Archive(snap, &m, root))
+        }
+    }
 }
 
 /// Remembers that `remote` had `tree@id` now.
@@ -273,125 +295,6 @@ fn record(store: &Store, remote: &Remote, tree: &TreeName, id: &SnapshotId) -> R
         }
         Ok(())
     })
-}
-
-/// Where a snapshot's stream comes from.
-enum Source<'a> {
-    /// The backend's send command (its stdout).
-    Command(&'a [OsString]),
-    /// The deterministic archive of the snapshot, written here.
-    Archive(
-        &'a Snapshot,
-        &'a crate::manifest::Manifest,
-        std::path::PathBuf,
-    ),
-}
-
-/// Writes the stream of `source` framed into `to`; returns its bytes.
-fn produce(source: &Source, to: &mut impl Write) -> Result<u64> {
-    match source {
-        Source::Command(command) => {
-            let mut sender = Runner::new().spawn(command, Stdio::null(), Stdio::piped())?;
-            let mut from = sender.child.stdout.take().expect("piped");
-            let mut bytes = 0u64;
-            let copied = (|| -> std::io::Result<()> {
-                let mut buf = vec![0u8; wire::CHUNK];
-                loop {
-                    let n = from.read(&mut buf)?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    wire::write_chunk(to, &buf[..n])?;
-                    bytes += n as u64;
-                }
-            })();
-            drop(from);
-            sender.finish()?;
-            copied.context("stream to the remote")?;
-            Ok(bytes)
-        }
-        Source::Archive(snap, m, root) => {
-            let mut out =
-                std::io::BufWriter::with_capacity(wire::CHUNK, super::stream::ChunkWriter(to));
-            let progress = crate::progress::Progress::new(format!("{}@{}", snap.tree, snap.id));
-            let n = crate::archive::export::write_tar(snap, m, root, &mut out, &progress)?;
-            out.flush().context("stream to the remote")?;
-            Ok(n)
-        }
-    }
-}
-
-/// Pipes the stream of `source`, framed after `header`, into the remote's
-/// `replica-receive`; returns the stream's bytes and the remote's answer.
-fn send_one(remote: &Remote, header: &Header, source: &Source) -> Result<(u64, Received)> {
-    let _pipe = IgnoreSigpipe::new();
-    let mut receiver = Runner::new().spawn(
-        &remote.transport.argv(&argv!["replica-receive"]),
-        Stdio::piped(),
-        Stdio::piped(),
-    )?;
-    let mut to = receiver.child.stdin.take().expect("piped");
-    let sent = (|| -> Result<u64> {
-        let mut line = serde_json::to_vec(header).expect("serializable");
-        line.push(b'\n');
-        to.write_all(&line).context("stream to the remote")?;
-        let bytes = produce(source, &mut to)?;
-        // The end marker only when the whole stream was made: anything
-        // else makes the receiver drop what it got.
-        wire::write_chunk(&mut to, b"").context("stream to the remote")?;
-        Ok(bytes)
-    })();
-    drop(to);
-    let mut answer = Vec::new();
-    if let Some(mut out) = receiver.child.stdout.take() {
-        let _ = out.read_to_end(&mut answer);
-    }
-    if let Err(e) = receiver.finish() {
-        bail!(
-            "the sidus of remote '{}' failed: {}",
-            remote.name,
-            e.reason()
-        );
-    }
-    let bytes = sent?;
-    let received: Received = serde_json::from_slice(&answer).with_context(|| {
-        format!(
-            "remote '{}' answered something else than `sidus replica-receive` does",
-            remote.name
-        )
-    })?;
-    if received.id != header.snapshot.id {
-        bail!(
-            "remote '{}' says it received {}, not {}",
-            remote.name,
-            received.id,
-            header.snapshot.id
-        );
-    }
-    Ok((bytes, received))
-}
-
-/// While it lives, a receiver that dies makes writes to it fail with EPIPE
-/// (reported with the remote's own error) instead of killing this sidus.
-struct IgnoreSigpipe;
-
-impl IgnoreSigpipe {
-    fn new() -> IgnoreSigpipe {
-        // SAFETY: setting a signal disposition runs no handler code.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        }
-        IgnoreSigpipe
-    }
-}
-
-impl Drop for IgnoreSigpipe {
-    fn drop(&mut self) {
-        // SAFETY: as above; back to what `crate::run` set.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! `btrfs receive` names the new subvolume as the sender's (the ID) and sets
 //! it read-only only once the stream is complete; a read-only subvolume cannot
 //! be moved to another directory (EROFS), so it is received in place and kept
-//! out of every listing by a `.recv-ID` marker, written durably first and
-//! removed only after the sidecar. A receiver that dies leaves the marker: the
+//! out of every listing by a `.recv-ID` marker, made first and removed
+//! (durably) only after the sidecar is written. A receiver that dies leaves the marker: the
 //! half-received subvolume is never listed and [`Replication::settle_receive`]
 //! removes it (btrfs streams do not resume: the sender sends it again).
 
@@ -135,9 +135,10 @@ impl Replication for Btrfs {
                 by: format!("an existing snapshot of '{tree}'"),
             });
         }
+        // No fsync: btrfs commits in order, so any committed state that has
+        // the received subvolume has the marker made before it.
         let marker = self.receive_marker(tree, id);
-        crate::durable::write_atomic(&marker, b"", 0o644)
-            .map_err(|e| BackendError::io("write", &marker, e))?;
+        fs::File::create(&marker).map_err(|e| BackendError::io("write", &marker, e))?;
         Ok(argv!["btrfs", "receive", "-q", dir])
     }
 
