@@ -27,6 +27,7 @@ root = "$work/srv"
 boot_root = "$work/tftp"
 exports_file = "$work/exports.d/sidus.exports"
 server = "192.0.2.1"
+clients = ["127.0.0.1"]
 apply_exports = false
 CFG
 mkdir -p "$work/src/boot" && cp -a /usr/share/doc "$work/src/" 2>/dev/null || true

@@ -106,6 +106,25 @@ pub enum Command {
     Status(StatusArgs),
     /// Mount and export every published snapshot again after a reboot (run by sidus-restore.service).
     Restore,
+    /// Check every invariant of the store; print each problem with the command that fixes it.
+    ///
+    /// Checks: changes a sidus that died left unfinished (naming its pid,
+    /// command and start), damaged records, what interrupted steps left in
+    /// storage (scratch copies, swap volumes, records of gone trees), mounts
+    /// and processes left in a tree and the daemon wrappers of a run that did
+    /// not finish, the journal against the storage, publishing (each
+    /// published ID mounted read-only, exported with its fsid, named by the
+    /// boot entries, its kernel copy present), clone origins, and the modes
+    /// of state and boot files. Without --repair nothing is changed and no
+    /// lock is waited for: a tree a writer is changing is shown as busy.
+    /// Exit status: 0 healthy, 1 problems found.
+    Doctor(DoctorArgs),
+    /// Change the node inventory: add, set, remove, import nodes by MAC.
+    Node(NodeArgs),
+    /// List the nodes: group, the TREE@ID each is assigned and the one it runs, stale or not.
+    Nodes(NodesArgs),
+    /// List the groups of nodes and the TREE@ID each boots.
+    Groups,
     /// Install into a tree what a diskless node needs: NFS root with a tmpfs overlay, /run/sidus-node.
     PrepareNode(TreeArg),
     /// Run a command inside a tree, between a pre and a post snapshot; roll back if it fails.
@@ -178,23 +197,140 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// The snapshot to serve, as TREE@REF; TREE alone means TREE@latest.
-    #[arg(value_name = "TREE[@REF]", add = crate::completion::tree_or_ref())]
-    pub target: TreeRef,
-    /// Go back to the snapshot published before the current one (give TREE only).
+    #[arg(
+        value_name = "TREE[@REF]",
+        required_unless_present_all = ["rollback", "group"],
+        add = crate::completion::tree_or_ref()
+    )]
+    pub target: Option<TreeRef>,
+    /// Go back to the snapshot published before the current one (give TREE only,
+    /// or nothing with --group).
     #[arg(long)]
     pub rollback: bool,
+    /// Repoint only this group's nodes (one rename); the tree's default entry,
+    /// and every other group, stay as they are.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<TreeName>,
+    /// Publish even though the snapshot holds secrets every client would read
+    /// (SSH host keys, munge.key, krb5.keytab, TLS keys, password hashes);
+    /// the journal records which. See [publish.allow_secrets] for a lasting choice.
+    #[arg(long)]
+    pub allow_secrets: bool,
 }
 
 /// `sidus unpublish`
 #[derive(Debug, Args)]
 pub struct UnpublishArgs {
     /// The published snapshot, as TREE@REF.
-    #[arg(value_name = "TREE@REF", add = crate::completion::snapshot_ref())]
-    pub target: TreeRef,
+    #[arg(
+        value_name = "TREE@REF",
+        required_unless_present = "group",
+        conflicts_with = "group",
+        add = crate::completion::snapshot_ref()
+    )]
+    pub target: Option<TreeRef>,
     /// Also unpublish the current snapshot (removing the tree's boot entries) or
     /// one NFS clients still mount (they get ESTALE).
     #[arg(long)]
     pub force: bool,
+    /// Instead: this group stops booting a snapshot of its own, and its nodes
+    /// boot the default entry again (the snapshot stays exported).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<TreeName>,
+}
+
+/// `sidus node`
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// What to change.
+    #[command(subcommand)]
+    pub command: NodeCommand,
+}
+
+/// The inventory changes.
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Add a node (NAME follows the tree-name rule; MAC, address and name are unique).
+    Add(NodeAddArgs),
+    /// Change a node's MAC, address or group.
+    Set(NodeSetArgs),
+    /// Remove nodes from the inventory (their boot entries go).
+    Remove(NodeRemoveArgs),
+    /// Add the nodes of a CSV file (name,mac[,ip[,group]], or a header naming
+    /// those columns) or a JSON file ([{"name", "mac", "ip", "group"}, ...]),
+    /// all or none.
+    Import(NodeImportArgs),
+}
+
+/// `sidus node add`
+#[derive(Debug, Args)]
+pub struct NodeAddArgs {
+    /// The node's name.
+    #[arg(value_name = "NAME")]
+    pub name: TreeName,
+    /// Its boot NIC's MAC (52:54:00:12:34:56, 52-54-00-12-34-56, 5254.0012.3456, ...).
+    #[arg(long, value_name = "MAC")]
+    pub mac: crate::publish::fleet::mac::Mac,
+    /// Its fixed address (else the server's neighbour table finds it by MAC).
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<std::net::IpAddr>,
+    /// Its group (a new name makes a new group).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<TreeName>,
+}
+
+/// `sidus node set`
+#[derive(Debug, Args)]
+pub struct NodeSetArgs {
+    /// The node.
+    #[arg(value_name = "NAME")]
+    pub name: TreeName,
+    /// A new MAC.
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<crate::publish::fleet::mac::Mac>,
+    /// A new fixed address.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_ip")]
+    pub ip: Option<std::net::IpAddr>,
+    /// No fixed address any more.
+    #[arg(long)]
+    pub no_ip: bool,
+    /// A new group.
+    #[arg(long, value_name = "GROUP", conflicts_with = "no_group")]
+    pub group: Option<TreeName>,
+    /// In no group any more: the node boots the default entry.
+    #[arg(long)]
+    pub no_group: bool,
+}
+
+/// `sidus node remove`
+#[derive(Debug, Args)]
+pub struct NodeRemoveArgs {
+    /// The nodes.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<TreeName>,
+}
+
+/// `sidus node import`
+#[derive(Debug, Args)]
+pub struct NodeImportArgs {
+    /// The CSV or JSON file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The file is the whole inventory: nodes not in it are removed.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+/// `sidus nodes`
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Only the names of nodes that run another snapshot than they are
+    /// assigned, one per line (for `scontrol reboot ASAP`).
+    #[arg(long)]
+    pub stale: bool,
+    /// Only this group's nodes.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<TreeName>,
 }
 
 /// `sidus status`
@@ -202,6 +338,21 @@ pub struct UnpublishArgs {
 pub struct StatusArgs {
     /// Only this tree.
     #[arg(value_name = "TREE", add = crate::completion::trees())]
+    pub tree: Option<TreeName>,
+}
+
+/// `sidus doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Fix what is safe, then check again: finish or undo interrupted changes
+    /// as the next command would, do what `sidus restore` does, remove
+    /// leftovers that hold no data (never a snapshot), end processes and
+    /// unmount what a run left in a tree, journal snapshots no entry names,
+    /// take group and world write off state and boot files.
+    #[arg(long)]
+    pub repair: bool,
+    /// Only this tree, and the store-wide checks that concern it.
+    #[arg(value_name = "TREE")]
     pub tree: Option<TreeName>,
 }
 
@@ -232,6 +383,11 @@ pub struct InitArgs {
     /// lvm: the thin pool in the volume group.
     #[arg(long, value_name = "POOL")]
     pub thinpool: Option<String>,
+    /// Who may mount published trees: addresses, networks (10.0.0.0/24), host
+    /// names (*.cluster) or @netgroups, written as [publish] clients. Until it is
+    /// set, publish refuses.
+    #[arg(long, value_name = "NET", num_args = 1.., value_delimiter = ',')]
+    pub clients: Vec<String>,
 }
 
 /// `sidus create`

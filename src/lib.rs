@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 pub mod completion;
 pub mod config;
+pub mod doctor;
 pub mod history;
 mod logging;
 pub mod man;
@@ -42,7 +43,10 @@ impl std::error::Error for UsageError {}
 
 /// An error that brings what the failed command had done, for `--json`: the
 /// error document carries `value` under `key` (a failed `sidus run` adds its
-/// report, with the pre and post snapshot IDs). People see only the error.
+/// report, with the pre and post snapshot IDs), or, with `key` empty, the
+/// fields of the object `value` beside `error` (a report whose failure is
+/// its content, as `verify` and `doctor`: the document a script reads is the
+/// same on success and failure). People see only the error.
 #[derive(Debug)]
 pub struct WithDetail {
     /// The failure itself.
@@ -127,7 +131,18 @@ pub fn error_document(e: &anyhow::Error, exit: u8) -> ErrorDocument {
     let mut detail = serde_json::Map::new();
     let mut at = e;
     while let Some(d) = at.downcast_ref::<WithDetail>() {
-        detail.insert(d.key.to_string(), d.value.clone());
+        match (d.key, d.value.as_object()) {
+            ("", Some(fields)) => {
+                for (k, v) in fields {
+                    if !["error", "causes", "exit"].contains(&k.as_str()) {
+                        detail.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            (key, _) => {
+                detail.insert(key.to_string(), d.value.clone());
+            }
+        }
         at = &d.error;
     }
     ErrorDocument {
@@ -181,6 +196,12 @@ pub fn run() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // State, exports and boot files are read by nfsd, tftpd and nodes, and a
+    // tree's files by every node: none may be writable by group or others, nor
+    // unreadable to them, because of the umask of the shell sidus was started
+    // from (000, or 077). The writers set their modes too; this also covers the
+    // tools sidus runs (mkfs, btrfs, zfs, mount helpers) and `sidus run`.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     completion::answer_if_asked();
     let json = asks_for_json(std::env::args_os());
     let cli = match cli::Cli::try_parse() {
@@ -297,6 +318,7 @@ mod tests {
             anyhow::Error::new(transaction::CommandFailed {
                 code,
                 message: String::new(),
+                snapshots: vec![],
             })
         };
         assert_eq!(exit_code(&failed(127), true), 127);

@@ -37,7 +37,7 @@ impl sidus_backends::Backend for ForwardingBackend {
         self.0.capabilities()
     }
     forward! {
-        init_store() -> sidus_backends::Result<()>;
+        init_store(opts: &sidus_backends::InitOptions) -> sidus_backends::Result<()>;
         open() -> sidus_backends::Result<()>;
         state_dir() -> std::path::PathBuf;
         list_trees() -> sidus_backends::Result<Vec<sidus_backends::TreeRecord>>;
@@ -211,4 +211,39 @@ fn delete_destroy_and_prune_refuse_every_protection_naming_it() {
     assert_eq!(gone, [pre]);
     trees::delete(&store, &r(&format!("lab@{free}"))).unwrap();
     drop(dir);
+}
+
+#[test]
+fn doctor_adopts_an_unjournaled_snapshot_and_settles_an_interrupted_one() {
+    let (_dir, store, _fake) = store();
+    let lab = name("lab");
+    store.backend.create_tree(&lab).unwrap();
+    // Modes, owners and the host's publish files depend on who runs the
+    // test and where, not on the fake: only the store's own checks count.
+    let found = |repair| -> Vec<&'static str> {
+        crate::doctor::doctor(&store, None, repair)
+            .unwrap()
+            .problems
+            .iter()
+            .filter(|p| ["intent", "journal", "leftover", "record"].contains(&p.check))
+            .map(|p| p.check)
+            .collect()
+    };
+    assert!(found(false).is_empty());
+    // Made behind the journal's back.
+    let a =
+        trees::take_snapshot(&store, &lab, SnapshotKind::Manual, "", RunFacts::default()).unwrap();
+    assert_eq!(found(false), ["journal"]);
+    assert!(found(true).is_empty());
+    let log = store.journal.read(Some("lab")).unwrap().entries;
+    assert_eq!(
+        (log[0].action.as_str(), log[0].snapshots.clone()),
+        ("adopt", vec![a.id.to_string()])
+    );
+    // Its intent written, the snapshot made, never journaled: a sidus that died.
+    let b = trees::snapshot(&store, &lab, "").unwrap();
+    assert_eq!(found(false), ["intent"]);
+    assert!(found(true).is_empty());
+    let log = store.journal.read(Some("lab")).unwrap().entries;
+    assert_eq!(log.last().unwrap().snapshots, [b.id.to_string()]);
 }

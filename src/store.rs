@@ -76,6 +76,8 @@ pub struct Store {
     action: RefCell<Option<String>>,
     /// The intent of that change, once [`Store::begin`] wrote it.
     pending: RefCell<Option<(Slot, Intent)>>,
+    /// What the journal entry of that change says after `ok: `.
+    note: RefCell<Option<String>>,
 }
 
 impl Store {
@@ -101,6 +103,7 @@ impl Store {
             state_dir,
             action: RefCell::new(None),
             pending: RefCell::new(None),
+            note: RefCell::new(None),
         }
     }
 
@@ -208,6 +211,13 @@ impl Store {
         slot.save(&self.state_dir, intent, last_id)
     }
 
+    /// Adds `note` to the journal entry of the change [`Store::journaled`] is
+    /// making: its outcome reads `ok: NOTE` (what an admin must find later,
+    /// e.g. the secrets a publish was told to share).
+    pub fn note_outcome(&self, note: String) {
+        *self.note.borrow_mut() = Some(note);
+    }
+
     /// Runs a state-changing action and journals its outcome, success or
     /// failure; `action` returns the snapshot IDs it touched. The change's
     /// intent (if `f` began one) is cleared only once the journal has the
@@ -225,9 +235,18 @@ impl Store {
         let result = f();
         self.action.replace(outer);
         let pending = self.pending.borrow_mut().take();
+        let note = self.note.borrow_mut().take();
         let (outcome, snapshots) = match &result {
-            Ok((_, ids)) => ("ok".to_string(), ids.clone()),
-            Err(e) => (format!("failed: {e:#}"), Vec::new()),
+            Ok((_, ids)) => match note {
+                Some(n) => (format!("ok: {n}"), ids.clone()),
+                None => ("ok".to_string(), ids.clone()),
+            },
+            Err(e) => (
+                format!("failed: {e:#}"),
+                e.downcast_ref::<crate::transaction::CommandFailed>()
+                    .map(|f| f.snapshots.clone())
+                    .unwrap_or_default(),
+            ),
         };
         let entry = Entry {
             time: chrono::Utc::now(),

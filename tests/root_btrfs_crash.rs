@@ -243,7 +243,8 @@ fn observe(env: &Env, next: Option<&[String]>) -> Obs {
     let boot = env.tftp.join("sidus");
     for tree in fs::read_dir(&boot).into_iter().flatten().flatten() {
         let p = tree.path();
-        if p.is_dir() {
+        let fleet = ["groups", "nodes"].map(|d| boot.join(d)).contains(&p);
+        if p.is_dir() && !fleet {
             for id in fs::read_dir(&p).unwrap().flatten() {
                 facts.insert(format!(
                     "kernel copy {}",
@@ -251,23 +252,40 @@ fn observe(env: &Env, next: Option<&[String]>) -> Obs {
                 ));
             }
         } else {
-            facts.insert(format!(
-                "boot entry {}",
-                n(&fs::read_to_string(&p).unwrap())
-            ));
+            entries(&p, &n, &mut facts);
         }
     }
-    for p in fs::read_dir(env.tftp.join("pxelinux.cfg"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    entries(&env.tftp.join("pxelinux.cfg"), &n, &mut facts);
+    // The fleet: the inventory and what each group boots (what nodes run is
+    // the NFS server's, not the store's).
+    let nodes = env.sidus(&["nodes", "--json"]).json();
+    for node in nodes["nodes"].as_array().unwrap() {
         facts.insert(format!(
-            "boot entry {}",
-            n(&fs::read_to_string(p.path()).unwrap())
+            "node {} {} {} {} assigned {}",
+            node["name"],
+            node["mac"],
+            node["ip"],
+            node["group"],
+            n(&node["assigned"].to_string())
         ));
     }
+    let groups = env.sidus(&["groups", "--json"]).json();
+    for g in groups["groups"].as_array().unwrap() {
+        facts.insert(format!("group {}", n(&g.to_string())));
+    }
     Obs(facts)
+}
+
+/// Every boot entry file at or under `p`, by name and content.
+fn entries(p: &Path, n: &dyn Fn(&str) -> String, facts: &mut BTreeSet<String>) {
+    if p.is_dir() {
+        for e in fs::read_dir(p).into_iter().flatten().flatten() {
+            entries(&e.path(), n, facts);
+        }
+    } else if let Ok(text) = fs::read_to_string(p) {
+        let name = p.file_name().unwrap().to_string_lossy();
+        facts.insert(format!("boot entry {name}: {}", n(&text)));
+    }
 }
 
 /// One change to interrupt: how to make its start, the command, and the next
@@ -315,6 +333,65 @@ fn lab_published_twice(env: &Env) {
 
 fn next_on_lab(_: &Env) -> Vec<String> {
     v(&["snapshot", "lab", "-m", NEXT])
+}
+
+/// Nodes in two groups, with lab@a the default entry.
+fn fleet(env: &Env) {
+    lab_published(env);
+    env.sidus(&[
+        "node",
+        "add",
+        "c1",
+        "--mac",
+        "52:54:00:77:00:02",
+        "--group",
+        "canary",
+    ])
+    .ok();
+    env.sidus(&[
+        "node",
+        "add",
+        "r1",
+        "--mac",
+        "52:54:00:77:00:03",
+        "--group",
+        "rest",
+    ])
+    .ok();
+}
+
+/// [`fleet`] with lab@a then lab@b published to the canary group.
+fn fleet_canary_on_b(env: &Env) {
+    fleet(env);
+    for m in ["a", "b"] {
+        env.sidus(&[
+            "publish",
+            &format!("lab@{}", env.id("lab", m)),
+            "--group",
+            "canary",
+        ])
+        .ok();
+    }
+}
+
+/// A CSV of three nodes (one already in the inventory moves to a new group).
+fn import_file(env: &Env) -> String {
+    let f = env.store.dir.path().join("nodes.csv");
+    fs::write(
+        &f,
+        "name,mac,group
+c1,52:54:00:77:00:02,canary
+r2,52:54:00:77:00:04,rest
+x1,52:54:00:77:00:05,new
+",
+    )
+    .unwrap();
+    f.display().to_string()
+}
+
+/// The next publisher after a fleet change (one that changes nothing else).
+fn next_publish(_: &Env) -> Vec<String> {
+    v(&["restore"])
 }
 
 fn cases() -> Vec<Case> {
@@ -387,7 +464,11 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "rollback",
-            failpoints: &["rollback:after-safety", "rollback:after-replace"],
+            failpoints: &[
+                "rollback:after-safety",
+                "btrfs:rollback-after-copy",
+                "rollback:after-replace",
+            ],
             setup: lab_with_history,
             cmd: |env| v(&["rollback", &format!("lab@{}", env.id("lab", "a"))]),
             alt: None,
@@ -485,6 +566,59 @@ fn cases() -> Vec<Case> {
             next: next_on_lab,
         },
         Case {
+            what: "group publish",
+            failpoints: &[
+                "publish:group-after-serve",
+                "publish:group-after-kernel",
+                "publish:group-after-exports",
+                "publish:group-after-ipxe",
+                "publish:group-after-entries",
+                "publish:group-after-state",
+            ],
+            setup: fleet,
+            cmd: |env| {
+                v(&[
+                    "publish",
+                    &format!("lab@{}", env.id("lab", "b")),
+                    "--group",
+                    "canary",
+                ])
+            },
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "group rollback",
+            failpoints: &["publish:group-after-ipxe", "publish:group-after-state"],
+            setup: fleet_canary_on_b,
+            cmd: |_| v(&["publish", "--rollback", "--group", "canary"]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
+            what: "group back to the default entry",
+            failpoints: &[
+                "unpublish:group-after-entries",
+                "unpublish:group-after-state",
+            ],
+            setup: fleet_canary_on_b,
+            cmd: |_| v(&["unpublish", "--group", "canary"]),
+            alt: None,
+            next: next_publish,
+        },
+        Case {
+            what: "node import",
+            failpoints: &[
+                "intent:after-write",
+                "node:after-inventory",
+                "node:after-entries",
+            ],
+            setup: fleet,
+            cmd: |env| v(&["node", "import", &import_file(env), "--replace"]),
+            alt: None,
+            next: next_publish,
+        },
+        Case {
             what: "restore after a reboot",
             failpoints: &["restore:after-serve"],
             setup: |env| {
@@ -508,9 +642,14 @@ fn run(env: &Env, args: &[String], failpoint: Option<&str>) -> (Option<i32>, Str
         .env("SIDUS_FAILPOINT", failpoint.unwrap_or(""))
         .output()
         .expect("run sidus");
+    // stdout too: doctor prints its problems there.
     (
         out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -541,7 +680,7 @@ fn crash_at(case: &Case, fp: &str, allowed: &[Obs]) -> Result<(), String> {
         ));
     }
     let (code, err) = run(&env, &v(&["doctor"]), None);
-    if code != Some(0) && !err.contains("unrecognized subcommand") {
+    if code != Some(0) {
         return Err(format!(
             "{fp}: doctor is not satisfied (exit {code:?}): {err}"
         ));
@@ -567,9 +706,11 @@ fn root_btrfs_kill_at_every_failpoint_then_next_command_and_doctor_recover() {
         .arg("failpoints")
         .output()
         .unwrap();
+    // Another backend's own steps are crashed in the VM (lvm-crash, zfs-crash).
     let all: BTreeSet<String> = String::from_utf8(listed.stdout)
         .unwrap()
         .lines()
+        .filter(|f| !f.starts_with("lvm:") && !f.starts_with("zfs:"))
         .map(str::to_string)
         .collect();
     let cases = cases();

@@ -58,7 +58,7 @@ impl Fake {
         let mut trees = self.trees.borrow_mut();
         let t = trees
             .get_mut(tree)
-            .ok_or_else(|| BackendError::TreeNotFound(tree.clone()))?;
+            .ok_or_else(|| BackendError::tree_not_found(tree))?;
         f(t)
     }
 
@@ -67,7 +67,7 @@ impl Fake {
             t.snapshots
                 .get(id)
                 .map(|(_, c)| c.clone())
-                .ok_or_else(|| BackendError::SnapshotNotFound(tree.clone(), id.clone()))
+                .ok_or_else(|| BackendError::snapshot_not_found(tree, id))
         })
     }
 }
@@ -82,7 +82,7 @@ impl Backend for Fake {
             ..Capabilities::default()
         }
     }
-    fn init_store(&self) -> Result<()> {
+    fn init_store(&self, _opts: &crate::InitOptions) -> Result<()> {
         Ok(())
     }
     fn open(&self) -> Result<()> {
@@ -108,7 +108,7 @@ impl Backend for Fake {
         let trees = self.trees.borrow();
         if let Some(t) = tree {
             if !trees.contains_key(t) {
-                return Err(BackendError::TreeNotFound(t.clone()));
+                return Err(BackendError::tree_not_found(t));
             }
         }
         Ok(trees
@@ -120,7 +120,7 @@ impl Backend for Fake {
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
         let mut trees = self.trees.borrow_mut();
         if trees.contains_key(tree) {
-            return Err(BackendError::TreeExists(tree.clone()));
+            return Err(BackendError::tree_exists(tree));
         }
         trees.insert(tree.clone(), FakeTree::default());
         Ok(PathBuf::from("/fake").join(tree.as_str()))
@@ -130,7 +130,7 @@ impl Backend for Fake {
             .borrow_mut()
             .remove(tree)
             .map(drop)
-            .ok_or_else(|| BackendError::TreeNotFound(tree.clone()))
+            .ok_or_else(|| BackendError::tree_not_found(tree))
     }
     fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
         self.with_tree(tree, |_| Ok(PathBuf::from("/fake").join(tree.as_str())))
@@ -147,7 +147,7 @@ impl Backend for Fake {
             t.snapshots
                 .remove(id)
                 .map(drop)
-                .ok_or_else(|| BackendError::SnapshotNotFound(tree.clone(), id.clone()))
+                .ok_or_else(|| BackendError::snapshot_not_found(tree, id))
         })
     }
     fn snapshot_path(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {

@@ -3,6 +3,7 @@
 use crate::{BackendError, Result};
 use std::fs;
 use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Undoes the octal escapes the kernel writes in /proc/self/mountinfo fields
@@ -101,7 +102,13 @@ pub(crate) fn write_json_xattr<T: serde::Serialize>(path: &Path, value: &T) -> R
     }
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
-        let f = fs::File::create(&tmp)?;
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o644))?;
         // SAFETY: the descriptor is open and the buffers valid for their lengths.
         let rc = unsafe {
             libc::fsetxattr(

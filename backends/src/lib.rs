@@ -6,17 +6,23 @@
 //! crate. Nothing here knows the CLI, the journal or publishing.
 
 pub mod btrfs;
+mod changes;
 pub mod durable;
+pub mod failpoint;
 pub mod fake;
 mod fsutil;
+mod leftover;
 pub mod lvm;
+mod mount;
 mod names;
 pub mod replicate;
 pub mod runner;
 mod snapshot;
 pub mod zfs;
 
+pub use changes::{ChangedPath, DiffSide, PathChange};
 pub use fsutil::unescape_mountinfo;
+pub use leftover::Leftover;
 pub use names::{Label, NameError, SnapshotId, TreeName};
 pub use replicate::Replication;
 pub use runner::{CommandError, Runner};
@@ -24,22 +30,74 @@ pub use snapshot::{Origin, Snapshot, SnapshotKind, TreeRecord};
 
 use std::path::{Path, PathBuf};
 
-/// What went wrong in a backend, naming the object and the action.
+/// The object a [`BackendError::NotFound`] or [`BackendError::Exists`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    /// A tree.
+    Tree(TreeName),
+    /// A snapshot of a tree.
+    Snapshot(TreeName, SnapshotId),
+    /// Something of the storage that sidus has no name of its own for (a
+    /// dataset, an LV, a hold), in the words of the action and of the tool.
+    Storage {
+        /// What was being done.
+        action: String,
+        /// The storage tool's own words.
+        detail: String,
+    },
+}
+
+impl Object {
+    fn not_found(&self) -> String {
+        match self {
+            Object::Tree(t) => format!("no tree named '{t}'"),
+            Object::Snapshot(t, id) => format!("no snapshot {id} in tree '{t}'"),
+            Object::Storage { action, detail } => format!("{action}: {detail}"),
+        }
+    }
+
+    fn exists(&self) -> String {
+        match self {
+            Object::Tree(t) => format!("tree '{t}' already exists"),
+            Object::Snapshot(t, id) => format!("snapshot {t}@{id} already exists"),
+            Object::Storage { action, detail } => format!("{action}: {detail}"),
+        }
+    }
+}
+
+/// What went wrong in a backend, naming the object and the action. Each
+/// backend turns its tools' failures into these in one place (`errors.rs` of
+/// its folder); callers match on the variants, never on message text.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// The store itself is missing, not mounted, or of another kind.
     #[error("store unavailable: {0}")]
     StoreUnavailable(String),
-    /// The named tree does not exist.
-    #[error("no tree named '{0}'")]
-    TreeNotFound(TreeName),
-    /// A tree of that name already exists.
-    #[error("tree '{0}' already exists")]
-    TreeExists(TreeName),
-    /// The named snapshot does not exist in the tree.
-    #[error("no snapshot {1} in tree '{0}'")]
-    SnapshotNotFound(TreeName, SnapshotId),
-    /// Something else depends on the object (a clone, a hold, a mount).
+    /// The object does not exist.
+    #[error("{}", .0.not_found())]
+    NotFound(Object),
+    /// The object already exists.
+    #[error("{}", .0.exists())]
+    Exists(Object),
+    /// The object is busy for now (a process uses a mount, the kernel still
+    /// holds it): trying again later may succeed.
+    #[error("{what} is busy: {detail}")]
+    Busy {
+        /// The object, as a sysadmin knows it.
+        what: String,
+        /// Why, with what to do about it.
+        detail: String,
+    },
+    /// The pool or file system has no room left for the operation.
+    #[error("{action}: the pool is full: {detail}")]
+    NoSpace {
+        /// What was being done.
+        action: String,
+        /// The storage tool's own words.
+        detail: String,
+    },
+    /// Something else depends on the object (a clone, a hold, a mount):
+    /// it stays until that is removed.
     #[error("{what} is in use: {by}")]
     InUse {
         /// The object that cannot be removed.
@@ -47,13 +105,13 @@ pub enum BackendError {
         /// Who holds it.
         by: String,
     },
-    /// The pool or filesystem has no room left for the operation.
-    #[error("{action}: the pool is full: {detail}")]
-    PoolFull {
-        /// What was being done.
-        action: String,
-        /// The storage tool's own words.
-        detail: String,
+    /// The backend cannot do this (at all, or as the storage is set up).
+    #[error("{what}: {why}")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+        /// Why it cannot be done here, with what would make it possible.
+        why: String,
     },
     /// An external command failed.
     #[error("{action}: {source}")]
@@ -103,6 +161,37 @@ impl BackendError {
             source,
         }
     }
+
+    /// "no tree named 'X'".
+    pub fn tree_not_found(tree: &TreeName) -> BackendError {
+        BackendError::NotFound(Object::Tree(tree.clone()))
+    }
+
+    /// "no snapshot ID in tree 'X'".
+    pub fn snapshot_not_found(tree: &TreeName, id: &SnapshotId) -> BackendError {
+        BackendError::NotFound(Object::Snapshot(tree.clone(), id.clone()))
+    }
+
+    /// "tree 'X' already exists".
+    pub fn tree_exists(tree: &TreeName) -> BackendError {
+        BackendError::Exists(Object::Tree(tree.clone()))
+    }
+
+    /// An operation this backend does not have.
+    pub fn unsupported(what: impl Into<String>, why: impl Into<String>) -> BackendError {
+        BackendError::Unsupported {
+            what: what.into(),
+            why: why.into(),
+        }
+    }
+}
+
+/// What `sidus init` asks of a new store beyond its config.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Size of a storage image the backend creates itself when it is missing
+    /// (btrfs: its loop file), as `truncate -s` takes it.
+    pub image_size: Option<String>,
 }
 
 /// What a backend can do beyond the common operations; callers branch on these,
@@ -113,9 +202,11 @@ pub struct Capabilities {
     /// when quotas are enabled); snapshots missing from
     /// [`Backend::snapshot_space`] are of unknown size.
     pub snapshot_space: bool,
-    /// It can put a hold on a snapshot that storage itself enforces (zfs hold).
+    /// It can put a hold on a snapshot that storage itself enforces (zfs
+    /// hold): pins call [`Backend::hold`] and [`Backend::release`] only then.
     pub holds: bool,
-    /// It can list changed files between two snapshots natively (zfs diff).
+    /// Storage tracks what changed between two states of a tree (zfs diff):
+    /// [`Backend::changed_paths`] lists it without reading the trees.
     pub native_diff: bool,
     /// It has a shared pool that can overfill (LVM thin): callers check its use.
     pub pool_usage: bool,
@@ -150,8 +241,14 @@ pub trait Backend {
     fn recover(&self, _tree: &TreeName) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
-    /// Creates the store's structure; succeeds if it is already there.
-    fn init_store(&self) -> Result<()>;
+    /// What interrupted steps left in storage, for every tree (see
+    /// [`Leftover`]); reads only, changes nothing, takes no lock.
+    fn leftovers(&self) -> Result<Vec<Leftover>> {
+        Ok(Vec::new())
+    }
+    /// Creates the store's structure; succeeds if it is already there. What
+    /// it created itself (a loop image) is removed again when it fails.
+    fn init_store(&self, opts: &InitOptions) -> Result<()>;
     /// Checks the store is present, mounted and of the right kind, mounting what
     /// the backend owns (a loop file, thin LVs) when it is not.
     fn open(&self) -> Result<()>;
@@ -170,6 +267,11 @@ pub trait Backend {
             .into_iter()
             .map(|s| s.id)
             .collect())
+    }
+    /// Whether `tree` exists; backends override it where that is cheaper
+    /// than [`Backend::list_trees`].
+    fn tree_exists(&self, tree: &TreeName) -> Result<bool> {
+        Ok(self.list_trees()?.iter().any(|t| &t.name == tree))
     }
     /// Creates an empty, mounted working tree.
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf>;
@@ -201,38 +303,47 @@ pub trait Backend {
     fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()>;
     /// The shared pool's use, for backends with [`Capabilities::pool_usage`].
     fn pool_usage(&self) -> Result<Option<PoolUsage>>;
-    /// Puts a storage-enforced hold named `tag` on a snapshot, for backends with
-    /// [`Capabilities::holds`]; others do nothing (sidus enforces pins itself).
+    /// Puts a storage-enforced hold named `tag` on a snapshot; only for
+    /// backends with [`Capabilities::holds`] (the others refuse: sidus
+    /// enforces pins itself). Holding a snapshot twice succeeds.
     fn hold(&self, _tree: &TreeName, _id: &SnapshotId, _tag: &str) -> Result<()> {
-        Ok(())
+        Err(BackendError::unsupported(
+            "put a storage hold on a snapshot",
+            format!("the {} backend has no holds", self.kind()),
+        ))
     }
     /// Releases a hold made by [`Backend::hold`]; releasing a missing hold succeeds.
     fn release(&self, _tree: &TreeName, _id: &SnapshotId, _tag: &str) -> Result<()> {
-        Ok(())
+        Err(BackendError::unsupported(
+            "release a storage hold on a snapshot",
+            format!("the {} backend has no holds", self.kind()),
+        ))
+    }
+    /// The paths storage says may differ from `from` to `to` (both of one
+    /// tree's history, or a clone's and its origin's), for backends with
+    /// [`Capabilities::native_diff`]. [`BackendError::Unsupported`] when
+    /// storage cannot tell for this pair: the caller then compares the trees.
+    fn changed_paths(&self, _from: DiffSide<'_>, _to: DiffSide<'_>) -> Result<Vec<ChangedPath>> {
+        Err(BackendError::unsupported(
+            "list changed paths",
+            format!("the {} backend does not track changes", self.kind()),
+        ))
     }
     /// Mounts a read-only view of `tree@id` at `target` (an existing empty
     /// directory) for serving over NFS; it stays mounted until [`Backend::unserve`].
     /// The default is a read-only bind mount of [`Backend::snapshot_path`].
     fn serve(&self, tree: &TreeName, id: &SnapshotId, target: &Path) -> Result<()> {
         let source = self.snapshot_path(tree, id)?;
-        Runner::new()
-            .run(&argv!["mount", "--bind", "-o", "ro", &source, target])
-            .map(drop)
-            .map_err(|e| {
-                BackendError::command(format!("serve {tree}@{id} at {}", target.display()), e)
-            })
+        mount::run(
+            &Runner::new(),
+            argv!["mount", "--bind", "-o", "ro", &source, target],
+            &format!("serve {tree}@{id} at {}", target.display()),
+        )
     }
-    /// Undoes [`Backend::serve`].
+    /// Undoes [`Backend::serve`]; [`BackendError::Busy`] while something
+    /// (nfsd, a process) still uses the mount.
     fn unserve(&self, tree: &TreeName, id: &SnapshotId, target: &Path) -> Result<()> {
-        Runner::new()
-            .run(&argv!["umount", target])
-            .map(drop)
-            .map_err(|e| {
-                BackendError::command(
-                    format!("stop serving {tree}@{id} at {}", target.display()),
-                    e,
-                )
-            })
+        mount::unmount(target, &format!("snapshot {tree}@{id}"))
     }
     /// Its native snapshot streams, for replication to another store of the
     /// same kind; `None` where it has none (the archive stream is used then).

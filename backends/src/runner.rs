@@ -19,6 +19,9 @@ pub struct CommandError {
     pub status: Option<i32>,
     /// The tail of stderr (or the spawn error).
     pub stderr: String,
+    /// Why it could not be started (`NotFound`: the program is not
+    /// installed), or `None` when it ran.
+    pub spawn_error: Option<std::io::ErrorKind>,
 }
 
 impl CommandError {
@@ -116,6 +119,7 @@ impl Runner {
             argv: strings.clone(),
             status: None,
             stderr: e.to_string(),
+            spawn_error: Some(e.kind()),
         };
         let mut child = cmd.spawn().map_err(spawn_err)?;
         if let Some(data) = input {
@@ -131,6 +135,7 @@ impl Runner {
             argv: strings,
             status: out.status.code(),
             stderr: tail(&stderr).to_string(),
+            spawn_error: None,
         };
         log::debug!("failed: {err}");
         Err(err)
@@ -157,6 +162,7 @@ impl Runner {
             argv: Self::argv_strings(argv),
             status: Some(0),
             stderr: format!("unexpected output: {e}"),
+            spawn_error: None,
         })
     }
 }
@@ -179,6 +185,7 @@ impl Streaming {
             argv: self.argv.clone(),
             status: None,
             stderr: e.to_string(),
+            spawn_error: None,
         })?;
         let stderr = self
             .stderr
@@ -193,6 +200,7 @@ impl Streaming {
             argv: self.argv,
             status: status.code(),
             stderr: tail(&stderr).to_string(),
+            spawn_error: None,
         };
         log::debug!("failed: {err}");
         Err(err)
@@ -204,6 +212,7 @@ impl Streaming {
             argv: self.argv.clone(),
             status: None,
             stderr: String::new(),
+            spawn_error: None,
         }
         .command_line()
     }
@@ -235,6 +244,7 @@ impl Runner {
             argv: strings.clone(),
             status: None,
             stderr: e.to_string(),
+            spawn_error: Some(e.kind()),
         })?;
         let mut err = child.stderr.take().expect("piped");
         let stderr = std::thread::spawn(move || {
@@ -287,7 +297,7 @@ mod tests {
     fn missing_program_is_an_error_not_a_panic() {
         let err = Runner::new().run(&["/nonexistent/sidus-test"]).unwrap_err();
         assert_eq!(err.status, None);
-        assert!(err.stderr.contains("No such file"), "{}", err.stderr);
+        assert_eq!(err.spawn_error, Some(std::io::ErrorKind::NotFound));
     }
 
     #[test]

@@ -102,11 +102,11 @@ pub fn verify(store: &Store, json: bool, a: &VerifyArgs) -> Result<()> {
             matches: diffs.is_empty(),
             differences: &diffs,
         };
-        // One document: a mismatch's report rides in the error's.
+        // One document: a mismatch's report's fields beside the error's.
         return match failure {
             Some(error) => Err(WithDetail {
                 error,
-                key: "verify",
+                key: "",
                 value: serde_json::to_value(&report).expect("report serializes"),
             }
             .into()),

@@ -9,17 +9,31 @@ use crate::trees;
 use crate::trees::refs::TreeRef;
 use crate::UsageError;
 use anyhow::{bail, Context, Result};
+use sidus_backends::{DiffSide, SnapshotId};
 use std::path::PathBuf;
 
-/// A side of a diff: its name as shown, and where its content is.
-fn side(store: &Store, r: &TreeRef) -> Result<(String, PathBuf)> {
+/// A side of a diff: its name as shown, where its content is, and the
+/// snapshot it is (`None`: the working tree).
+fn side(store: &Store, r: &TreeRef) -> Result<(String, PathBuf, Option<SnapshotId>)> {
     match &r.reference {
-        None => Ok((format!("{} (working tree)", r.tree), trees::path(store, r)?)),
+        None => Ok((
+            format!("{} (working tree)", r.tree),
+            trees::path(store, r)?,
+            None,
+        )),
         Some(_) => {
             let snap = trees::resolve_ref(store, r)?;
             let path = store.backend.snapshot_path(&snap.tree, &snap.id)?;
-            Ok((format!("{}@{}", snap.tree, snap.id), path))
+            Ok((format!("{}@{}", snap.tree, snap.id), path, Some(snap.id)))
         }
+    }
+}
+
+/// The backend's name for a side.
+fn diff_side<'a>(r: &'a TreeRef, id: &'a Option<SnapshotId>) -> DiffSide<'a> {
+    match id {
+        Some(id) => DiffSide::Snapshot(&r.tree, id),
+        None => DiffSide::Working(&r.tree),
     }
 }
 
@@ -34,8 +48,8 @@ pub fn diff(store: &Store, json: bool, a: &DiffArgs) -> Result<()> {
         tree: a.from.tree.clone(),
         reference: None,
     });
-    let (from_name, from_path) = side(store, &a.from)?;
-    let (to_name, to_path) = side(store, &to)?;
+    let (from_name, from_path, from_id) = side(store, &a.from)?;
+    let (to_name, to_path, to_id) = side(store, &to)?;
     if a.packages {
         let old = packages::read_status_in(&from_path)
             .with_context(|| format!("read the package status of {from_name}"))?;
@@ -75,8 +89,12 @@ pub fn diff(store: &Store, json: bool, a: &DiffArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let entries = diff::diff_trees(&from_path, &to_path)
-        .with_context(|| format!("compare {from_name} with {to_name}"))?;
+    let entries = diff::diff_sides(
+        store,
+        (diff_side(&a.from, &from_id), &from_path),
+        (diff_side(&to, &to_id), &to_path),
+    )
+    .with_context(|| format!("compare {from_name} with {to_name}"))?;
     if json {
         print_json(&FilesReport {
             from: &from_name,

@@ -10,7 +10,8 @@ use crate::trees;
 use crate::trees::refs::TreeRef;
 use crate::UsageError;
 use anyhow::{bail, Context, Result};
-use sidus_backends::{BackendError, TreeName};
+use sidus_backends::{BackendError, Object, SnapshotId, TreeName};
+use std::collections::BTreeMap;
 
 pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
     // The manifest is read before the lock: it can take a while on a big tree
@@ -33,8 +34,11 @@ pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
             );
         }
         let file = Pins::new(store.state_dir());
+        // Where storage enforces holds, a pin is one too (a second pin of
+        // the same snapshot shares it); elsewhere sidus alone enforces pins.
+        let holds = store.backend.capabilities().holds;
         let held = file.of_tree(&snap.tree)?.iter().any(|p| p.id == snap.id);
-        if !held {
+        if holds && !held {
             store.backend.hold(&snap.tree, &snap.id, HOLD_TAG)?;
         }
         let new = Pin {
@@ -47,7 +51,7 @@ pub fn pin(store: &Store, json: bool, a: &PinArgs) -> Result<()> {
             manifest: Some(root_hash.clone()),
         };
         let added = file.update(store, |list| pins::add(list, new));
-        if let (Err(e), false) = (&added, held) {
+        if let (Err(e), true, false) = (&added, holds, held) {
             if let Err(undo) = store.backend.release(&snap.tree, &snap.id, HOLD_TAG) {
                 return Err(anyhow::anyhow!("{e:#}").context(format!(
                     "and releasing the hold on {}@{} failed too: {undo}",
@@ -114,16 +118,22 @@ pub fn unpin(store: &Store, json: bool, a: &UnpinArgs) -> Result<()> {
     let pin = store.journaled("unpin", Some(&tree), || {
         let _lock = store.write_lock(&tree)?;
         let pin = find_pin(store, &a.target)?;
-        match store.backend.release(&pin.tree, &pin.id, HOLD_TAG) {
-            // A snapshot removed behind sidus's back: the pin can still go.
-            Ok(()) | Err(BackendError::SnapshotNotFound(..)) => {}
-            Err(e) => return Err(e.into()),
+        let holds = store.backend.capabilities().holds;
+        if holds {
+            match store.backend.release(&pin.tree, &pin.id, HOLD_TAG) {
+                // A snapshot removed behind sidus's back: the pin can still go.
+                Ok(()) | Err(BackendError::NotFound(Object::Snapshot(..))) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let removed = Pins::new(store.state_dir()).update(store, |list| {
             list.retain(|p| !(p.tree == pin.tree && p.id == pin.id));
             Ok(())
         });
         if let Err(e) = removed {
+            if !holds {
+                return Err(e);
+            }
             let undo = store.backend.hold(&pin.tree, &pin.id, HOLD_TAG);
             return Err(match undo {
                 Ok(()) => e,
@@ -256,7 +266,7 @@ pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
         _ if gone == 0 => String::new(),
         Some(b) if a.dry_run => format!("; frees at least {}", human_bytes(b)),
         Some(b) => format!("; freed at least {}", human_bytes(b)),
-        None => format!("; space freed: {}", space_unknown(store)),
+        None => format!("; space freed: {}", space_unknown(store, &outcome.tree)),
     };
     println!(
         "{}{verb} {gone} of {total} snapshots of '{}', kept {} ({policy}){space}",
@@ -267,20 +277,31 @@ pub fn prune(store: &Store, json: bool, a: &PruneArgs) -> Result<()> {
     Ok(())
 }
 
+/// The space each of `tree`'s snapshots holds exclusively, or why it is not
+/// known (the backend cannot tell at all, or not as the storage is set up).
+fn snapshot_space(
+    store: &Store,
+    tree: &TreeName,
+) -> Result<std::result::Result<BTreeMap<SnapshotId, u64>, String>> {
+    if !store.backend.capabilities().snapshot_space {
+        return Ok(Err(format!(
+            "not reported by the {} backend",
+            store.backend.kind()
+        )));
+    }
+    match store.backend.snapshot_space(tree) {
+        Ok(space) => Ok(Ok(space)),
+        Err(BackendError::Unsupported { why, .. }) => Ok(Err(format!("unknown ({why})"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Why the space snapshots hold is not shown, with what to do about it.
-fn space_unknown(store: &Store) -> String {
-    let kind = store.backend.kind();
-    if kind == "btrfs" {
-        // The only backend that can tell, but only with quotas on (btrfs_qgroup.rs).
-        let path = store
-            .config
-            .btrfs
-            .as_ref()
-            .map(|b| b.path.display().to_string())
-            .unwrap_or_else(|| "STORE_PATH".into());
-        format!("unknown (btrfs reports it only with quotas enabled: btrfs quota enable {path})")
-    } else {
-        format!("not reported by the {kind} backend")
+fn space_unknown(store: &Store, tree: &TreeName) -> String {
+    match snapshot_space(store, tree) {
+        Ok(Err(why)) => why,
+        Ok(Ok(_)) => "unknown (the backend reported none for these snapshots)".into(),
+        Err(e) => format!("unknown ({e:#})"),
     }
 }
 
@@ -303,10 +324,9 @@ fn human_bytes(n: u64) -> String {
 pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
     trees::find_tree(store, tree)?;
     let snaps = store.backend.list_snapshots(Some(tree))?;
-    let space = if store.backend.capabilities().snapshot_space {
-        store.backend.snapshot_space(tree)?
-    } else {
-        Default::default()
+    let (space, unknown) = match snapshot_space(store, tree)? {
+        Ok(space) => (space, None),
+        Err(why) => (BTreeMap::new(), Some(why)),
     };
     let reported = snaps.is_empty() || !space.is_empty();
     if json {
@@ -336,7 +356,7 @@ pub fn du(store: &Store, json: bool, tree: &TreeName) -> Result<()> {
         println!(
             "space held by each of the {} snapshots of '{tree}': {}",
             snaps.len(),
-            space_unknown(store)
+            unknown.unwrap_or_else(|| space_unknown(store, tree))
         );
         return Ok(());
     }

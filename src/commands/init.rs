@@ -11,7 +11,7 @@ use crate::config::{self, BackendKind, BtrfsConfig, Config, LvmConfig, ZfsConfig
 use crate::output::json as print_json;
 use crate::UsageError;
 use anyhow::{bail, Context, Result};
-use sidus_backends::{btrfs::Btrfs, Runner};
+use sidus_backends::InitOptions;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use toml_edit::{DocumentMut, Item, Table};
@@ -218,6 +218,43 @@ fn write_config(path: &Path, text: &str, existed: bool) -> Result<()> {
     crate::state::atomic::write_atomic(&target, text.as_bytes(), mode)
 }
 
+/// `--clients` into `[publish] clients`, each entry checked first. Like the
+/// backend's settings, a list already there that differs is refused, not
+/// replaced. Returns what was added.
+fn set_clients(doc: &mut DocumentMut, clients: &[String], file: &Path) -> Result<Option<String>> {
+    if clients.is_empty() {
+        return Ok(None);
+    }
+    for c in clients {
+        crate::publish::clients_policy::check_entry(c)
+            .map_err(|e| UsageError(format!("--clients: {e}")))?;
+    }
+    let publish = doc
+        .entry("publish")
+        .or_insert_with(|| Item::Table(Table::new()));
+    let Some(publish) = publish.as_table_like_mut() else {
+        bail!("config {}: publish is not a table", file.display());
+    };
+    if let Some(there) = publish.get("clients") {
+        let listed: Option<Vec<&str>> = there
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap_or_default()).collect());
+        if listed.as_deref() == Some(&clients.iter().map(String::as_str).collect::<Vec<_>>()[..]) {
+            return Ok(None);
+        }
+        bail!(
+            "{} already says who may mount the exports: publish.clients is {} there, the options say {:?}; \
+             edit that file, or use --config for a second store",
+            file.display(),
+            there.to_string().trim(),
+            clients
+        );
+    }
+    let list: toml_edit::Array = clients.iter().map(String::as_str).collect();
+    publish.insert("clients", toml_edit::value(list));
+    Ok(Some("publish.clients".into()))
+}
+
 /// `sidus init`.
 pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
     let file = &cli.config;
@@ -235,10 +272,11 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
             given: vec![],
         })
     });
-    let added = match &req {
+    let mut added = match &req {
         Some(req) => merge(&mut doc, req, || new_section(req.backend, a), file)?,
         None => vec![],
     };
+    added.extend(set_clients(&mut doc, &a.clients, file)?);
     let text = match &existing {
         Some(old) if added.is_empty() => old.clone(),
         Some(_) => doc.to_string(),
@@ -253,22 +291,12 @@ pub fn init(cli: &Cli, a: &InitArgs) -> Result<()> {
         },
         (Err(e), _) => return Err(e),
     };
-    let mut made_image = None;
-    if let Some(b) = &config.btrfs {
-        if let Some(image) = b.loop_file.as_ref().filter(|f| !f.exists()) {
-            Btrfs::new(b.path.clone(), b.loop_file.clone(), Runner::new())
-                .make_loop_image(&a.size)?;
-            made_image = Some(image.clone());
-        }
-    }
     let backend = config.backend()?;
-    let prepared = backend.init_store().context("prepare the store");
-    if let Err(e) = prepared {
-        if let Some(image) = made_image {
-            let _ = std::fs::remove_file(image);
-        }
-        return Err(e);
-    }
+    let opts = InitOptions {
+        image_size: Some(a.size.clone()),
+    };
+    // A loop image it makes is removed again by a failed init_store.
+    backend.init_store(&opts).context("prepare the store")?;
     if existing.is_none() || !added.is_empty() {
         write_config(file, &text, existing.is_some())?;
     }

@@ -3,6 +3,8 @@
 mod archive;
 mod content;
 mod diff;
+mod doctor;
+mod fleet;
 mod history;
 mod init;
 mod publish;
@@ -92,6 +94,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Unpublish(a) => publish::unpublish(&store, json, &a),
         Command::Status(a) => publish::status(&store, json, a.tree.as_ref()),
         Command::Restore => publish::restore(&store, json),
+        Command::Doctor(a) => doctor::doctor(&store, json, &a),
+        Command::Node(a) => fleet::node(&store, json, &a.command),
+        Command::Nodes(a) => fleet::nodes(&store, json, &a),
+        Command::Groups => fleet::groups(&store, json),
         Command::PrepareNode(a) => publish::prepare_node(&store, json, &a.tree),
         Command::Run(a) => run::run(&store, json, &a),
         Command::Shell(a) => run::shell(&store, json, &a),

@@ -2,7 +2,8 @@
 
 use crate::cli::{PublishArgs, UnpublishArgs};
 use crate::output::{escape, json as print_json, or_dash, table};
-use crate::publish::{node, ops, restore as restore_mod, status as status_mod};
+use crate::publish::secrets::{self, SecretsFound};
+use crate::publish::{clients_policy, node, ops, restore as restore_mod, status as status_mod};
 use crate::store::Store;
 use crate::trees;
 use crate::UsageError;
@@ -10,18 +11,56 @@ use anyhow::Result;
 use sidus_backends::TreeName;
 use std::time::Instant;
 
-fn note(applied: crate::publish::system::Applied, store: &Store) {
+pub(super) fn note(applied: crate::publish::system::Applied, store: &Store) {
     if let Some(n) = applied.note(&store.config.publish().exports_file) {
         eprintln!("sidus: note: {}", escape(&n));
     }
 }
 
+/// `publish --json`: what was published, and what to warn about.
+#[derive(serde::Serialize)]
+struct PublishOut<'a> {
+    #[serde(flatten)]
+    published: &'a ops::Published,
+    /// The `clients` warnings of [`clients_policy::world_warnings`].
+    warnings: Vec<String>,
+}
+
+/// A refusal for secrets carries the secrets it names, so `--json` prints
+/// them in the one error document.
+pub(super) fn with_secrets(e: anyhow::Error) -> anyhow::Error {
+    let Some(found) = e.downcast_ref::<SecretsFound>() else {
+        return e;
+    };
+    let value = serde_json::json!({
+        "tree": found.tree,
+        "id": found.id,
+        "secrets": found.secrets,
+    });
+    crate::WithDetail {
+        error: e,
+        key: "refused",
+        value,
+    }
+    .into()
+}
+
 pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     let start = Instant::now();
-    if a.rollback && a.target.reference.is_some() {
+    for w in clients_policy::world_warnings(&store.config.publish()) {
+        eprintln!("sidus: warning: {w}");
+    }
+    if let Some(g) = &a.group {
+        return super::fleet::publish_group(store, json, a, g, start);
+    }
+    let target = a
+        .target
+        .as_ref()
+        .expect("clap requires TREE without --group");
+    if a.rollback && target.reference.is_some() {
         return Err(UsageError(format!(
-            "--rollback goes back to the previously published snapshot: give the tree only ({}), not {}",
-            a.target.tree, a.target
+            "--rollback goes back to the previously published snapshot: give the tree only ({}), not {target}",
+            target.tree
         ))
         .into());
     }
@@ -30,17 +69,38 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     } else {
         "publish"
     };
-    let p = store.journaled(action, Some(&a.target.tree), || {
-        let p = if a.rollback {
-            ops::rollback(store, &a.target.tree, start)?
+    let p = store
+        .journaled(action, Some(&target.tree), || {
+            let p = if a.rollback {
+                ops::rollback(store, &target.tree, start, a.allow_secrets)?
+            } else {
+                ops::publish(store, target, start, a.allow_secrets)?
+            };
+            if let Some(n) = secrets::journal_note(&p.secrets) {
+                store.note_outcome(n);
+            }
+            let ids = vec![p.id.to_string()];
+            Ok((p, ids))
+        })
+        .map_err(with_secrets)?;
+    for s in &p.secrets {
+        // A one-off flag is warned about; the config's list is a lasting choice.
+        let by = s.allowed_by.as_deref().unwrap_or_default();
+        let level = if by == "--allow-secrets" {
+            "warning"
         } else {
-            ops::publish(store, &a.target, start)?
+            "note"
         };
-        let ids = vec![p.id.to_string()];
-        Ok((p, ids))
-    })?;
+        eprintln!(
+            "sidus: {level}: {}@{} shares {} ({}) with every client: allowed by {by}",
+            p.tree, p.id, s.path, s.what
+        );
+    }
     if json {
-        print_json(&p);
+        print_json(&PublishOut {
+            published: &p,
+            warnings: clients_policy::world_warnings(&store.config.publish()),
+        });
         return Ok(());
     }
     note(p.exports, store);
@@ -71,8 +131,15 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
 }
 
 pub fn unpublish(store: &Store, json: bool, a: &UnpublishArgs) -> Result<()> {
-    let u = store.journaled("unpublish", Some(&a.target.tree), || {
-        let u = ops::unpublish(store, &a.target, a.force)?;
+    if let Some(g) = &a.group {
+        return super::fleet::unpublish_group(store, json, g);
+    }
+    let target = a
+        .target
+        .as_ref()
+        .expect("clap requires TREE@REF without --group");
+    let u = store.journaled("unpublish", Some(&target.tree), || {
+        let u = ops::unpublish(store, target, a.force)?;
         let ids = vec![u.id.to_string()];
         Ok((u, ids))
     })?;
@@ -104,6 +171,9 @@ pub fn status(store: &Store, json: bool, tree: Option<&TreeName>) -> Result<()> 
         trees::find_tree(store, t)?;
     }
     let s = status_mod::status(store, tree)?;
+    for w in &s.warnings {
+        eprintln!("sidus: warning: {w}");
+    }
     if json {
         print_json(&s);
         return Ok(());

@@ -114,12 +114,13 @@ fn execute(store: &Store, json: bool, req: Request) -> Result<()> {
     let mut got: Option<Report> = None;
     let result = store.journaled("run", Some(&req.tree), || {
         let r = transaction::run(store, &req)?;
-        let ids = std::iter::once(r.pre.to_string())
+        let ids: Vec<String> = std::iter::once(r.pre.to_string())
             .chain(r.post.iter().map(|p| p.to_string()))
             .collect();
         let failed = (!r.outcome.success()).then(|| CommandFailed {
             code: u8::try_from(r.status).unwrap_or(1).max(1),
             message: describe_failure(&r),
+            snapshots: ids.clone(),
         });
         got = Some(r);
         match failed {

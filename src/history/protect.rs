@@ -7,8 +7,11 @@
 //! - pins ([`crate::history::pins`]);
 //! - publishing: the publish state ([`crate::publish::state::PublishState`]),
 //!   a publish whose sidus died before committing (its intent), and, whatever
-//!   those say, the tree's boot entries on disk: a snapshot a node would boot
-//!   is never removed;
+//!   those say, the tree's and the groups' boot entries on disk: a snapshot a
+//!   node would boot is never removed;
+//! - the fleet: what each group boots ([`crate::publish::fleet::groups`]),
+//!   and what NFS clients (nodes or not) still mount, as the server sees it
+//!   ([`crate::publish::fleet::view::users`]);
 //! - an unfinished `sidus run`: its `pre` snapshot, what the run rolls back to.
 //!
 //! A state file that exists but cannot be read fails the decision: when in doubt,
@@ -50,6 +53,16 @@ pub enum Protection {
         /// The entry file.
         path: PathBuf,
     },
+    /// A group of nodes boots it.
+    GroupBoots {
+        /// The group.
+        group: TreeName,
+    },
+    /// NFS clients still mount it (they would get ESTALE).
+    InUse {
+        /// Who, as nodes or addresses.
+        clients: Vec<String>,
+    },
 }
 
 impl fmt::Display for Protection {
@@ -65,6 +78,10 @@ impl fmt::Display for Protection {
             Protection::BootEntry { path } => {
                 write!(f, "named by the boot entry {}", path.display())
             }
+            Protection::GroupBoots { group } => write!(f, "what group '{group}' boots"),
+            Protection::InUse { clients } => {
+                write!(f, "mounted by NFS clients {}", clients.join(", "))
+            }
         }
     }
 }
@@ -78,6 +95,10 @@ pub struct Published {
     pub exported: Vec<SnapshotId>,
     /// Snapshots the tree's boot entries on disk name, with the entry file.
     pub boot_entries: Vec<(SnapshotId, PathBuf)>,
+    /// Snapshots groups boot, with the group.
+    pub groups: Vec<(SnapshotId, TreeName)>,
+    /// Snapshots NFS clients mount, with who.
+    pub in_use: Vec<(SnapshotId, Vec<String>)>,
 }
 
 /// The protections of one tree's snapshots.
@@ -125,6 +146,22 @@ impl Protections {
         }
         for (id, path) in &published.boot_entries {
             p.add(id, Protection::BootEntry { path: path.clone() });
+        }
+        for (id, group) in &published.groups {
+            p.add(
+                id,
+                Protection::GroupBoots {
+                    group: group.clone(),
+                },
+            );
+        }
+        for (id, clients) in &published.in_use {
+            p.add(
+                id,
+                Protection::InUse {
+                    clients: clients.clone(),
+                },
+            );
         }
         for t in trees {
             if let Some(o) = t.origin.as_ref().filter(|o| &o.tree == tree) {
@@ -180,7 +217,9 @@ pub fn published(store: &Store, tree: &TreeName) -> Result<Published> {
         out.exported = t.exported.clone();
     }
     if let Some(intent) = Slot::Publish.load(store.state_dir())? {
-        if let Change::Publish { tree: t, id } = intent.change {
+        if let Change::Publish { tree: t, id } | Change::PublishGroup { tree: t, id, .. } =
+            intent.change
+        {
             if &t == tree && !out.exported.contains(&id) {
                 out.exported.push(id);
             }
@@ -190,6 +229,26 @@ pub fn published(store: &Store, tree: &TreeName) -> Result<Published> {
     for path in crate::publish::boot::entry_paths(&cfg.boot_root, tree) {
         if let Some(id) = crate::publish::steps::entry_names(&path) {
             out.boot_entries.push((id, path));
+        }
+    }
+    use crate::publish::fleet::{entries, groups::Groups, view};
+    for (t, path) in entries::group_entries_on_disk(&cfg.boot_root) {
+        if &t.tree == tree {
+            out.boot_entries.push((t.id, path));
+        }
+    }
+    let groups =
+        Groups::load(store.state_dir()).context("needed to know which snapshots are protected")?;
+    for (g, s) in &groups.groups {
+        if let Some(c) = s.current.as_ref().filter(|c| &c.tree == tree) {
+            out.groups.push((c.id.clone(), g.clone()));
+        }
+    }
+    for (t, who) in
+        view::users_now(store).context("needed to know which snapshots are protected")?
+    {
+        if &t.tree == tree {
+            out.in_use.push((t.id, who));
         }
     }
     Ok(out)
@@ -253,6 +312,8 @@ mod tests {
             current: Some(id(B)),
             exported: vec![id(B), id(C)],
             boot_entries: vec![(id(E), "/srv/tftp/sidus/lab.ipxe".into())],
+            groups: vec![(id(C), "canary".parse().unwrap())],
+            in_use: vec![(id(D), vec!["node n1 (10.0.0.5)".into()])],
         };
         let p = Protections::from_parts(&lab, &trees, &pins, &published, &[id(D)]);
         assert_eq!(
@@ -260,10 +321,13 @@ mod tests {
             "pinned as 'paper-2026', the origin of clone 'paper'"
         );
         assert_eq!(describe(p.of(&id(B))), "published (current)");
-        assert_eq!(describe(p.of(&id(C))), "published");
+        assert_eq!(
+            describe(p.of(&id(C))),
+            "published, what group 'canary' boots"
+        );
         assert_eq!(
             describe(p.of(&id(D))),
-            "the pre snapshot of an unfinished `sidus run`"
+            "mounted by NFS clients node n1 (10.0.0.5), the pre snapshot of an unfinished `sidus run`"
         );
         assert_eq!(
             describe(p.of(&id(E))),

@@ -169,6 +169,8 @@ fn freed(store: &Store, tree: &TreeName, verdicts: &[Verdict]) -> Option<u64> {
     }
     let space = match store.backend.snapshot_space(tree) {
         Ok(s) => s,
+        // Not as the storage is set up (btrfs without quotas): unknown.
+        Err(sidus_backends::BackendError::Unsupported { .. }) => return None,
         Err(e) => {
             log::warn!("cannot tell the space snapshots of '{tree}' hold: {e}");
             return None;

@@ -170,14 +170,18 @@ impl Entry<'_> {
     }
 
     /// The iPXE script; paths are relative to the script (`sidus/`), so it works
-    /// over TFTP and HTTP alike.
+    /// over TFTP and HTTP alike. A node of the inventory goes on to its own
+    /// entry first (`nodes/<mac>.ipxe`, see [`super::fleet::entries`]); any
+    /// other node finds none and boots this one. The kernel gets the MAC as
+    /// its NFSv4 client name, so the server can tell nodes apart.
     pub fn ipxe(&self) -> String {
         format!(
-            "#!ipxe\n{}kernel {t}/{i}/vmlinuz initrd=initrd.img {c}\ninitrd {t}/{i}/initrd.img\nboot\n",
+            "#!ipxe\n{}chain --autofree nodes/${{netX/mac:hexhyp}}.ipxe || echo sidus: no node entry for ${{netX/mac}}: booting {t}@{i}\nkernel {t}/{i}/vmlinuz initrd=initrd.img {c} {u}\ninitrd {t}/{i}/initrd.img\nboot\n",
             self.header(),
             t = self.tree,
             i = self.id,
-            c = self.cmdline()
+            c = self.cmdline(),
+            u = super::fleet::entries::IPXE_UNIQUE_ID,
         )
     }
 
@@ -278,7 +282,7 @@ mod tests {
         assert_eq!(e.cmdline(), cmd);
         assert_eq!(
             e.ipxe(),
-            format!("#!ipxe\n# sidus: tree lab snapshot 20261125T101500Z (kernel 6.1.0-26-amd64).\n# Written by sidus publish and replaced whole on every publish; do not edit.\nkernel lab/20261125T101500Z/vmlinuz initrd=initrd.img {cmd}\ninitrd lab/20261125T101500Z/initrd.img\nboot\n")
+            format!("#!ipxe\n# sidus: tree lab snapshot 20261125T101500Z (kernel 6.1.0-26-amd64).\n# Written by sidus publish and replaced whole on every publish; do not edit.\nchain --autofree nodes/${{netX/mac:hexhyp}}.ipxe || echo sidus: no node entry for ${{netX/mac}}: booting lab@20261125T101500Z\nkernel lab/20261125T101500Z/vmlinuz initrd=initrd.img {cmd} nfs.nfs4_unique_id=${{netX/mac:hexhyp}}\ninitrd lab/20261125T101500Z/initrd.img\nboot\n")
         );
         let p = e.pxelinux();
         assert!(p.contains("DEFAULT sidus-lab\nLABEL sidus-lab\n"), "{p}");

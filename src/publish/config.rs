@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// `[publish]`
@@ -15,9 +16,11 @@ pub struct PublishConfig {
     /// The exports file sidus owns and rewrites whole.
     #[serde(default = "default_exports_file")]
     pub exports_file: PathBuf,
-    /// Who may mount: hosts, networks or `*`, as exports(5) spells them.
-    #[serde(default = "default_clients")]
-    pub clients: Vec<String>,
+    /// Who may mount: addresses, networks, host names, `@netgroup`s or `*`,
+    /// as exports(5) spells them. No default: publish refuses while unset
+    /// (see [`super::clients_policy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<String>>,
     /// Export options; sidus adds `fsid=<uuid>` itself. Must include `ro`.
     #[serde(default = "default_export_options")]
     pub export_options: String,
@@ -38,6 +41,10 @@ pub struct PublishConfig {
     /// host whose NFS server is managed elsewhere or a test without nfsd.
     #[serde(default = "default_apply_exports")]
     pub apply_exports: bool,
+    /// Per tree, the secret files publish may share (`[publish.allow_secrets]`,
+    /// `TREE = ["/etc/munge/munge.key"]`; see [`super::secrets`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allow_secrets: BTreeMap<String, Vec<String>>,
 }
 
 fn default_root() -> PathBuf {
@@ -45,9 +52,6 @@ fn default_root() -> PathBuf {
 }
 fn default_exports_file() -> PathBuf {
     "/etc/exports.d/sidus.exports".into()
-}
-fn default_clients() -> Vec<String> {
-    vec!["*".into()]
 }
 fn default_export_options() -> String {
     // ro: nodes only ever boot immutable snapshots; no_root_squash: an nfsroot
@@ -69,12 +73,13 @@ impl Default for PublishConfig {
         PublishConfig {
             root: default_root(),
             exports_file: default_exports_file(),
-            clients: default_clients(),
+            clients: None,
             export_options: default_export_options(),
             server: None,
             boot_root: default_boot_root(),
             kernel_cmdline_extra: default_cmdline_extra(),
             apply_exports: default_apply_exports(),
+            allow_secrets: BTreeMap::new(),
         }
     }
 }
@@ -98,11 +103,18 @@ impl PublishConfig {
                 self.export_options
             );
         }
-        if self.clients.is_empty() || self.clients.iter().any(|c| bad(c)) {
-            bail!(
-                "publish.clients must list hosts or networks without spaces, quotes or parentheses"
-            );
+        if let Some(clients) = &self.clients {
+            if clients.is_empty() {
+                bail!(
+                    "publish.clients is empty: list who may mount the trees, e.g. {}",
+                    super::clients_policy::EXAMPLE
+                );
+            }
+            clients
+                .iter()
+                .try_for_each(|c| super::clients_policy::check_entry(c))?;
         }
+        super::secrets::check_allow_list(&self.allow_secrets)?;
         for (name, p) in [
             ("root", &self.root),
             ("exports_file", &self.exports_file),
@@ -152,7 +164,11 @@ mod tests {
         let p = c.publish();
         assert_eq!(p.root, Path::new("/srv/sidus"));
         assert_eq!(p.exports_file, Path::new("/etc/exports.d/sidus.exports"));
-        assert_eq!(p.clients, ["*"]);
+        assert_eq!(
+            p.clients, None,
+            "no default: publish refuses until it is set"
+        );
+        assert!(p.allow_secrets.is_empty());
         assert_eq!(p.export_options, "ro,no_root_squash,no_subtree_check");
         assert_eq!(p.boot_root, Path::new("/srv/tftp"));
         assert_eq!(p.kernel_cmdline_extra, "ip=dhcp");
@@ -171,7 +187,7 @@ mod tests {
         let c = parse("[publish]\nroot = \"/exports/sidus\"\nclients = [\"10.0.0.0/24\", \"127.0.0.1\"]\nserver = \"10.0.0.1\"\n").unwrap();
         let p = c.publish.clone().unwrap();
         assert_eq!(p.root, Path::new("/exports/sidus"));
-        assert_eq!(p.clients, ["10.0.0.0/24", "127.0.0.1"]);
+        assert_eq!(p.clients.unwrap(), ["10.0.0.0/24", "127.0.0.1"]);
         assert_eq!(p.server.as_deref(), Some("10.0.0.1"));
         assert_eq!(p.boot_root, Path::new("/srv/tftp"));
         let text = toml::to_string_pretty(&c).unwrap();
@@ -197,8 +213,23 @@ mod tests {
                 "[publish]\nexport_options = \"ro,,x\"\n",
                 "not a comma-separated",
             ),
-            ("[publish]\nclients = []\n", "publish.clients"),
-            ("[publish]\nclients = [\"a b\"]\n", "publish.clients"),
+            ("[publish]\nclients = []\n", "publish.clients is empty"),
+            (
+                "[publish]\nclients = [\"a b\"]\n",
+                "publish.clients: 'a b' is not a client",
+            ),
+            (
+                "[publish]\nclients = [\"10.0.0.0/24\", \"10.0.0.0/40\"]\n",
+                "publish.clients: '10.0.0.0/40'",
+            ),
+            (
+                "[publish.allow_secrets]\nLab = [\"/etc/shadow\"]\n",
+                "publish.allow_secrets: 'Lab' is not a tree name",
+            ),
+            (
+                "[publish.allow_secrets]\nlab = [\"../etc/shadow\"]\n",
+                "publish.allow_secrets.lab: '../etc/shadow'",
+            ),
             (
                 "[publish]\nroot = \"relative\"\n",
                 "publish.root must be an absolute path",
@@ -215,5 +246,7 @@ mod tests {
             assert!(e.contains(want), "{text}: {e}");
         }
         parse("[publish]\nserver = \"[fd00::1]\"\n").unwrap();
+        let c = parse("[publish]\nclients = [\"*\"]\n[publish.allow_secrets]\nlab = [\"etc/munge/munge.key\", \"/etc/shadow\"]\n").unwrap();
+        assert_eq!(c.publish().allow_secrets["lab"].len(), 2);
     }
 }

@@ -34,11 +34,30 @@ pub fn serve_path(root: &Path, tree: &TreeName, id: &SnapshotId) -> PathBuf {
     root.join(tree.as_str()).join(id.as_str())
 }
 
-/// The `client(options)` list of one export.
+/// The `tree@id` a path `<root>/TREE/ID` serves: the inverse of [`serve_path`].
+pub fn served_at(root: &Path, path: &Path) -> Option<(TreeName, SnapshotId)> {
+    let mut parts = path.strip_prefix(root).ok()?.components();
+    let tree = parts.next()?.as_os_str().to_str()?.parse().ok()?;
+    let id = parts.next()?.as_os_str().to_str()?.parse().ok()?;
+    parts.next().is_none().then_some((tree, id))
+}
+
+/// What each export line of `text` (an exports file [`render`] wrote)
+/// serves, in file order; lines that are not sidus's are left out.
+pub fn exported_in(root: &Path, text: &str) -> Vec<(TreeName, SnapshotId)> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|p| served_at(root, Path::new(p)))
+        .collect()
+}
+
+/// The `client(options)` list of one export; empty while `clients` is unset.
 pub fn export_options(cfg: &PublishConfig, tree: &TreeName, id: &SnapshotId) -> String {
     let opts = format!("{},fsid={}", cfg.export_options, fsid(tree, id));
     cfg.clients
         .iter()
+        .flatten()
         .map(|c| format!("{c}({opts})"))
         .collect::<Vec<_>>()
         .join(" ")
@@ -51,11 +70,18 @@ pub fn render(cfg: &PublishConfig, exported: &[(TreeName, SnapshotId)]) -> Strin
          # One line per published snapshot: <root>/TREE/ID with fsid derived from TREE@ID.\n",
     );
     for (tree, id) in exported {
+        let clients = export_options(cfg, tree, id);
+        // A path with no client is exported to every host (exports(5)):
+        // never write one, whoever calls this.
+        let hash = if clients.is_empty() {
+            "# not exported, publish.clients is not set: "
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "{} {}",
+            "{hash}{} {clients}",
             serve_path(&cfg.root, tree, id).display(),
-            export_options(cfg, tree, id)
         );
     }
     out
@@ -95,11 +121,31 @@ mod tests {
         assert_eq!(got[0], PINNED_LAB);
     }
 
+    #[test]
+    fn exported_ids_are_read_back_from_the_file() {
+        let cfg = PublishConfig {
+            clients: Some(vec!["10.0.0.0/24".into()]),
+            ..Default::default()
+        };
+        let a = (t("lab"), i("20261125T101500Z"));
+        let b = (t("lab-2"), i("20261125T111500Z.1"));
+        let mut text = render(&cfg, &[a.clone(), b.clone()]);
+        text.push_str("/srv/sidus/lab/not-an-id *(ro)\n/elsewhere/lab/20261125T101500Z *(ro)\n");
+        assert_eq!(exported_in(&cfg.root, &text), [a, b]);
+        assert_eq!(
+            served_at(&cfg.root, Path::new("/srv/sidus/lab/20261125T101500Z/x")),
+            None
+        );
+    }
+
     const PINNED_LAB: &str = "8584e117-333e-7d9d-b4c1-9501dc5bd74f";
 
     #[test]
     fn render_table() {
-        let mut cfg = PublishConfig::default();
+        let mut cfg = PublishConfig {
+            clients: Some(vec!["*".into()]),
+            ..PublishConfig::default()
+        };
         assert_eq!(
             render(&cfg, &[])
                 .lines()
@@ -119,12 +165,20 @@ mod tests {
             )
         );
         assert!(lines[1].starts_with("/srv/sidus/lab/20261125T111500Z *(ro,"));
-        cfg.clients = vec!["10.0.0.0/24".into(), "127.0.0.1".into()];
+        cfg.clients = Some(vec!["10.0.0.0/24".into(), "127.0.0.1".into()]);
         cfg.root = "/exports".into();
         let text = render(&cfg, std::slice::from_ref(&a));
         let f = fsid(&a.0, &a.1);
         assert!(text.contains(&format!(
             "/exports/lab/20261125T101500Z 10.0.0.0/24(ro,no_root_squash,no_subtree_check,fsid={f}) 127.0.0.1(ro,no_root_squash,no_subtree_check,fsid={f})\n"
         )), "{text}");
+    }
+
+    #[test]
+    fn without_clients_no_line_exports_anything() {
+        let cfg = PublishConfig::default();
+        let text = render(&cfg, &[(t("lab"), i("20261125T101500Z"))]);
+        assert!(text.lines().all(|l| l.starts_with('#')), "{text}");
+        assert!(text.contains("publish.clients is not set"));
     }
 }

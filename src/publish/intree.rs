@@ -1,7 +1,8 @@
-//! Writing files into an untrusted tree. Every path is resolved from the tree's
-//! root with `openat2(RESOLVE_IN_ROOT)`, so a symlink in the tree (`/etc` ->
-//! `/host/etc`, an absolute link, `..` chains) stays inside the tree and a write
-//! can never land on the host. Files are replaced whole: temp file, fsync,
+//! Writing files into an untrusted tree, and reading the few that publish
+//! checks. Every path is resolved from the tree's root with
+//! `openat2(RESOLVE_IN_ROOT)`, so a symlink in the tree (`/etc` -> `/host/etc`,
+//! an absolute link, `..` chains) stays inside the tree: a write never lands on
+//! the host, a read never reads it. Files are replaced whole: temp file, fsync,
 //! rename, fsync of the directory.
 
 use anyhow::{bail, Context, Result};
@@ -164,6 +165,47 @@ impl TreeRoot {
     pub fn exists(&self, rel: &Path) -> bool {
         self.open_in(rel, OFlags::PATH).is_ok()
     }
+
+    /// Opens `rel` for reading, resolved inside the tree, when it is a regular
+    /// file; `None` when it is missing, unreachable (a link loop) or anything
+    /// else: a FIFO or a device node planted in the tree is never opened.
+    pub fn open_file(&self, rel: &Path) -> Result<Option<std::fs::File>> {
+        let what = || format!("open {}", self.shown(rel).display());
+        let fd = match self.open_in(rel, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(e).with_context(what),
+        };
+        let st = rustix::fs::fstat(&fd).with_context(what)?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Ok(None);
+        }
+        // The same path again, now to read: the trees publish reads are
+        // read-only snapshots, so it is the file just checked.
+        let fd = self.open_in(rel, OFlags::RDONLY | OFlags::NOCTTY | OFlags::NONBLOCK);
+        Ok(Some(std::fs::File::from(fd.with_context(what)?)))
+    }
+
+    /// The names in directory `rel` (resolved inside the tree), without `.`
+    /// and `..`; `None` when it is missing or not a directory.
+    pub fn list(&self, rel: &Path) -> Result<Option<Vec<std::ffi::OsString>>> {
+        use std::os::unix::ffi::OsStrExt;
+        let what = || format!("read {}", self.shown(rel).display());
+        let fd = match self.open_in(rel, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => return Ok(None),
+            Err(e) => return Err(e).with_context(what),
+        };
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&fd).with_context(what)? {
+            let name = entry.with_context(what)?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(std::ffi::OsStr::from_bytes(&name).to_os_string());
+            }
+        }
+        names.sort();
+        Ok(Some(names))
+    }
 }
 
 #[cfg(test)]
@@ -232,5 +274,40 @@ mod tests {
             fs::read_link(tree.join("lib/systemd/x.service")).unwrap(),
             Path::new("/etc/x")
         );
+    }
+
+    #[test]
+    fn reads_stay_in_the_tree_and_open_regular_files_only() {
+        use std::io::Read;
+        let d = tempfile::tempdir().unwrap();
+        let (tree, host) = (d.path().join("tree"), d.path().join("host"));
+        fs::create_dir_all(tree.join("etc/ssh")).unwrap();
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("shadow"), "root:$6$host:1::::::\n").unwrap();
+        fs::write(tree.join("etc/ssh/b"), "key").unwrap();
+        fs::write(tree.join("etc/ssh/a"), "").unwrap();
+        symlink(host.join("shadow"), tree.join("etc/shadow")).unwrap();
+        symlink("ssh/b", tree.join("etc/key-link")).unwrap();
+        nix::unistd::mkfifo(&tree.join("etc/fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        symlink("loop", tree.join("etc/loop")).unwrap();
+        let t = TreeRoot::open(&tree).unwrap();
+        assert!(
+            t.open_file(Path::new("etc/shadow")).unwrap().is_none(),
+            "read the host"
+        );
+        assert!(t.open_file(Path::new("etc/fifo")).unwrap().is_none());
+        assert!(t.open_file(Path::new("etc/loop")).unwrap().is_none());
+        assert!(t.open_file(Path::new("etc/ssh")).unwrap().is_none());
+        assert!(t.open_file(Path::new("etc/nope/x")).unwrap().is_none());
+        let mut s = String::new();
+        t.open_file(Path::new("etc/key-link"))
+            .unwrap()
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "key");
+        assert_eq!(t.list(Path::new("/etc/ssh")).unwrap().unwrap(), ["a", "b"]);
+        assert!(t.list(Path::new("etc/shadow")).unwrap().is_none());
+        assert!(t.list(Path::new("var")).unwrap().is_none());
     }
 }

@@ -4,13 +4,17 @@
 
 pub mod boot;
 pub mod clients;
+pub mod clients_policy;
 pub mod config;
 pub mod exports;
+pub mod fleet;
 pub mod intree;
 pub mod node;
+pub mod node_hooks;
 pub mod ops;
 pub mod recover;
 pub mod restore;
+pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod steps;

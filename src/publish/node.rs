@@ -3,13 +3,16 @@
 //! on top (the root is writable, in RAM), and `/run/sidus-node` holding the
 //! `TREE@ID` the node booted and its content root hash (`TREE@ID HASH`), read
 //! from the kernel command line that `sidus publish` wrote (`sidus.tree=`,
-//! `sidus.snapshot=` and `sidus.manifest=`).
+//! `sidus.snapshot=` and `sidus.manifest=`); and the node hooks,
+//! `/etc/sidus/node.d/*` run early at boot, where each node gets what must not
+//! be shared in the tree ([`super::node_hooks`]).
 //!
 //! The files only take effect once the tree's initramfs is regenerated
 //! (`update-initramfs -u -k all` inside the tree); installing or upgrading a
 //! kernel in the tree does that too.
 
 use super::intree::TreeRoot;
+use super::node_hooks;
 use anyhow::Result;
 use std::path::Path;
 
@@ -152,6 +155,12 @@ pub fn files() -> Vec<NodeFile> {
         ),
         f("usr/lib/sidus/node-id", node_id_script(), 0o755),
         f("etc/systemd/system/sidus-node.service", unit(), 0o644),
+        f("usr/lib/sidus/node-hooks", node_hooks::script(), 0o755),
+        f(
+            "etc/systemd/system/sidus-node-hooks.service",
+            node_hooks::unit(),
+            0o644,
+        ),
     ]
 }
 
@@ -184,8 +193,10 @@ pub fn install(root: &Path) -> Result<Prepared> {
         tree.write(Path::new(f.path), f.data.as_bytes(), f.mode)?;
         written.push(format!("/{}", f.path));
     }
-    tree.symlink(Path::new(UNIT_LINK.0), UNIT_LINK.1)?;
-    written.push(format!("/{}", UNIT_LINK.0));
+    for (link, target) in [UNIT_LINK, node_hooks::UNIT_LINK] {
+        tree.symlink(Path::new(link), target)?;
+        written.push(format!("/{link}"));
+    }
     Ok(Prepared {
         files: written,
         has_initramfs_tools: has_initramfs_tools(&tree),
@@ -261,7 +272,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = install(d.path()).unwrap();
         assert!(!p.has_initramfs_tools);
-        assert_eq!(p.files.len(), 6);
+        assert_eq!(p.files.len(), 9);
         for f in files() {
             assert_eq!(
                 std::fs::read_to_string(d.path().join(f.path)).unwrap(),

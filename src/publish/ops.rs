@@ -3,8 +3,10 @@
 //! stack so a failure leaves mounts, exports, boot entries and state as they were.
 //!
 //! Order of a publish, and why:
-//! 1. checks that change nothing: the snapshot exists and its /boot has a
-//!    kernel, nfsd can be told, the server address is known;
+//! 1. checks that change nothing: `clients` is set (before recovery, which
+//!    rewrites the exports file), the snapshot exists, its /boot has a kernel
+//!    and it holds no secret nothing allows ([`super::secrets`]), nfsd can be
+//!    told, the server address is known;
 //! 2. the intent, durably: from here the ID is protected, and a crash is
 //!    finished or undone by the next publisher (see [`super::recover`]);
 //! 3. mount the snapshot read-only at `<root>/TREE/ID` (kept if already there);
@@ -15,9 +17,10 @@
 //! 7. save the state, which then agrees with the entries.
 
 use super::boot::{self, find_kernel};
-use super::clients::v3_clients;
+use super::clients_policy;
 use super::config::PublishConfig;
 use super::exports::{fsid, serve_path};
+use super::secrets::{self, Secret};
 use super::state::PublishState;
 use super::steps::{self, publish_lock};
 use super::system::{self, Applied};
@@ -59,10 +62,20 @@ pub struct Published {
     pub exports: Applied,
     /// Milliseconds from the start of the command to the boot entries in place.
     pub boot_entry_ms: u128,
+    /// Secret files the snapshot shares with every client, each with what
+    /// allowed it (`--allow-secrets` or the tree's allow list); empty: none.
+    pub secrets: Vec<Secret>,
 }
 
-/// `sidus publish TREE[@REF]` (REF defaults to `latest`).
-pub fn publish(store: &Store, target: &TreeRef, start: Instant) -> Result<Published> {
+/// `sidus publish TREE[@REF]` (REF defaults to `latest`); `allow_secrets`:
+/// `--allow-secrets`.
+pub fn publish(
+    store: &Store,
+    target: &TreeRef,
+    start: Instant,
+    allow_secrets: bool,
+) -> Result<Published> {
+    clients_policy::required(&store.config.publish())?;
     let _lock = store.write_lock(&target.tree)?;
     let _plock = publish_lock(store)?;
     super::recover::recover_publish(store, Some(&target.tree))?;
@@ -73,11 +86,25 @@ pub fn publish(store: &Store, target: &TreeRef, start: Instant) -> Result<Publis
     let snap = trees::resolve_ref(store, &r)?;
     let state = PublishState::load(store.state_dir())?;
     let next = state.with_published(&snap.tree, &snap.id);
-    switch(store, &snap.tree, &snap.id, state, next, start)
+    switch(
+        store,
+        &snap.tree,
+        &snap.id,
+        state,
+        next,
+        start,
+        allow_secrets,
+    )
 }
 
 /// `sidus publish --rollback TREE`: back to the previously published ID.
-pub fn rollback(store: &Store, tree: &TreeName, start: Instant) -> Result<Published> {
+pub fn rollback(
+    store: &Store,
+    tree: &TreeName,
+    start: Instant,
+    allow_secrets: bool,
+) -> Result<Published> {
+    clients_policy::required(&store.config.publish())?;
     let _lock = store.write_lock(tree)?;
     let _plock = publish_lock(store)?;
     super::recover::recover_publish(store, Some(tree))?;
@@ -88,7 +115,7 @@ pub fn rollback(store: &Store, tree: &TreeName, start: Instant) -> Result<Publis
             Some(_) => bail!("tree '{tree}' has no previously published snapshot to roll back to"),
         }
     };
-    switch(store, tree, &id, state, next, start)
+    switch(store, tree, &id, state, next, start, allow_secrets)
 }
 
 /// Makes `id` current: the steps of the module doc.
@@ -99,11 +126,14 @@ fn switch(
     state: PublishState,
     next: PublishState,
     start: Instant,
+    allow_secrets: bool,
 ) -> Result<Published> {
     let cfg: PublishConfig = store.config.publish();
     let previous = state.trees.get(tree).and_then(|t| t.current.clone());
     let snap_root = store.backend.snapshot_path(tree, id)?;
     let kernel = find_kernel(&snap_root, &format!("{tree}@{id}"))?;
+    // Refused before the manifest, which reads the whole snapshot.
+    let secrets = secrets::check(&cfg, tree, id, &snap_root, allow_secrets)?;
     let manifest = root_hash(store, tree, id)?;
     system::check_can_apply(&cfg)?;
     let server = steps::server(&cfg)?;
@@ -160,6 +190,7 @@ fn switch(
         ipxe: boot::ipxe_path(&cfg.boot_root, tree),
         pxelinux: boot::pxelinux_path(&cfg.boot_root, tree),
         exports,
+        secrets,
     })
 }
 
@@ -218,7 +249,7 @@ pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Resul
 
 /// The content root hash of `tree@id`, which the boot entries name
 /// (`sidus.manifest=`) so a node can show and check what it booted.
-pub(super) fn root_hash(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<String> {
+pub(crate) fn root_hash(store: &Store, tree: &TreeName, id: &SnapshotId) -> Result<String> {
     let what = format!("{tree}@{id}");
     let snap = trees::resolve_ref(
         store,
@@ -280,6 +311,7 @@ fn exported_id(store: &Store, state: &PublishState, target: &TreeRef) -> Result<
 
 /// `sidus unpublish TREE@REF [--force]`.
 pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpublished> {
+    clients_policy::required(&store.config.publish())?;
     let tree = &target.tree;
     let _lock = store.write_lock(tree)?;
     let _plock = publish_lock(store)?;
@@ -292,13 +324,20 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
         .into_iter()
         .filter(|p| steps::entry_names(p).as_ref() == Some(&id))
         .collect();
+    let groups = super::fleet::publish::groups_using(store, &cfg, tree, &id)?;
+    if !groups.is_empty() {
+        bail!(
+            "refusing to unpublish {tree}@{id}: it is what group(s) {} boot; publish another snapshot to them first (`sidus publish {tree}@REF --group G`) or send them to the default entry (`sidus unpublish --group G`)",
+            groups.join(", ")
+        );
+    }
     let was_current = state.trees[tree].current.as_ref() == Some(&id) || !named_by.is_empty();
     if was_current && !force {
         bail!(
             "refusing to unpublish {tree}@{id}: it is the published snapshot nodes boot; publish another one first (or --force, which also removes the tree's boot entries)"
         );
     }
-    let clients = v3_clients(&path);
+    let clients = super::fleet::view::users_of(store, tree, &id)?;
     if !clients.is_empty() && !force {
         bail!(
             "refusing to unpublish {tree}@{id}: NFS clients still mount it ({}); they would get ESTALE. Reboot them onto the current snapshot first (or --force)",
@@ -356,15 +395,25 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
 /// until its export cache is flushed, and drops it a moment after the flush:
 /// a busy unmount is retried for up to 3 s, then detached lazily (no client
 /// mounts it any more; the kernel frees it when nfsd lets go).
-fn unserve(store: &Store, tree: &TreeName, id: &SnapshotId, path: &std::path::Path) -> Result<()> {
+pub(crate) fn unserve(
+    store: &Store,
+    tree: &TreeName,
+    id: &SnapshotId,
+    path: &std::path::Path,
+) -> Result<()> {
+    // nfsd keeps a reference until its export cache is flushed, and drops it
+    // a moment after: a busy unmount is retried for up to 3 s.
     system::flush_exports();
     let mut tries = 0;
     while let Err(e) = store.backend.unserve(tree, id, path) {
         tries += 1;
-        if !e.to_string().contains("busy") {
+        if !matches!(e, sidus_backends::BackendError::Busy { .. }) {
             return Err(e.into());
         }
         if tries >= 15 {
+            // The export is gone and no client mounts it: only nfsd's own
+            // reference is left, so detach now and let the kernel free the
+            // mount when nfsd lets go.
             sidus_backends::Runner::new()
                 .run(&sidus_backends::argv!["umount", "-l", path])
                 .map_err(|le| anyhow::anyhow!("{e}; lazy unmount failed too: {le}"))?;

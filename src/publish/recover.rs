@@ -3,7 +3,8 @@
 //! entry names the new ID the publish is finished (the PXELINUX entry and the
 //! state follow it), otherwise it is undone (the new ID's export, mount and
 //! kernel copy go). An unpublish was decided before its first step and is
-//! finished; a restore is done again.
+//! finished; a restore is done again. Group publishes commit at the group's
+//! iPXE entry, inventory changes at the inventory file (see `super::fleet`).
 
 use super::steps::publish_lock;
 use crate::state::intent::{Change, Intent, Slot};
@@ -60,6 +61,22 @@ pub fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
         } => super::ops::recover_unpublish(store, tree, id, *was_current),
         Change::Restore => super::restore::restore_locked(store)
             .map(|r| Recovered::Finished(format!("restored {} export(s)", r.served.len()), vec![])),
+        Change::Inventory { digest } => super::fleet::ops::recover(store, digest),
+        Change::PublishGroup {
+            group,
+            tree,
+            id,
+            rollback,
+        } => super::fleet::publish::recover_publish(
+            store,
+            group,
+            &super::fleet::groups::Target {
+                tree: tree.clone(),
+                id: id.clone(),
+            },
+            *rollback,
+        ),
+        Change::UnpublishGroup { group } => super::fleet::publish::recover_default(store, group),
         _ => unreachable!("only publish intents are in the publish slot"),
     }
 }

@@ -37,6 +37,7 @@ pub struct Restored {
 
 /// `sidus restore`.
 pub fn restore(store: &Store) -> Result<Restored> {
+    super::clients_policy::required(&store.config.publish())?;
     let _plock = publish_lock(store)?;
     super::recover::recover_publish(store, None)?;
     store.begin(Slot::Publish, Change::Restore, None)?;

@@ -88,6 +88,18 @@ impl PublishState {
         next
     }
 
+    /// The state with `tree@id` served (a group boots it) and the tree's
+    /// current ID and history untouched.
+    pub fn with_exported(&self, tree: &TreeName, id: &SnapshotId) -> PublishState {
+        let mut next = self.clone();
+        let t = next.trees.entry(tree.clone()).or_default();
+        if !t.exported.contains(id) {
+            t.exported.push(id.clone());
+            t.exported.sort();
+        }
+        next
+    }
+
     /// The state after `publish --rollback`: the newest previous ID becomes
     /// current and leaves the history; the replaced current stays exported but
     /// is not added to the history, so repeated rollbacks walk further back.
@@ -188,6 +200,18 @@ mod tests {
         assert_eq!(u.trees[&lab].previous, [i(2)]);
         let gone = s1.with_unpublished(&lab, &i(1));
         assert!(gone.trees.is_empty());
+
+        // a group's ID is served without becoming the tree's
+        let g = s1.with_exported(&lab, &i(5));
+        assert_eq!(
+            (
+                g.trees[&lab].current.clone(),
+                g.trees[&lab].exported.clone()
+            ),
+            (Some(i(1)), vec![i(1), i(5)])
+        );
+        assert_eq!(g.with_exported(&lab, &i(5)), g);
+        assert!(s0.with_exported(&lab, &i(5)).trees[&lab].current.is_none());
     }
 
     #[test]

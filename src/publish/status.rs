@@ -25,6 +25,9 @@ pub struct Status {
     pub nfsv4_clients: Vec<String>,
     /// Per published tree.
     pub trees: Vec<TreeStatus>,
+    /// What `clients` lets happen that the admin should know about (every
+    /// host may mount, or it is unset).
+    pub warnings: Vec<String>,
 }
 
 /// One tree's publish status.
@@ -132,5 +135,6 @@ pub fn status(store: &Store, only: Option<&TreeName>) -> Result<Status> {
         nfsd_running: system::nfsd_running(),
         nfsv4_clients: v4_clients(),
         trees,
+        warnings: super::clients_policy::warnings(&cfg),
     })
 }

@@ -9,18 +9,21 @@ use super::state::PublishState;
 use super::system::{self, Applied};
 use super::undo::Undo;
 use crate::state::atomic::{remove_durable, write_atomic};
-use crate::state::lock::TreeLock;
+use crate::state::lock::{LockBusy, TreeLock};
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{SnapshotId, TreeName};
 use std::path::{Path, PathBuf};
 
+/// The name of the store-wide publish lock. Tree names start with a letter
+/// or digit, so it is never a tree's.
+pub const PUBLISH_LOCK: &str = ".publish";
+
 /// Takes the store-wide publish lock: the exports file and the state file are
 /// shared by every tree. Always taken after the tree's own lock.
 pub fn publish_lock(store: &Store) -> Result<TreeLock> {
-    // Tree names start with a letter or digit, so this name is never a tree's.
-    TreeLock::acquire(store.state_dir(), ".publish", store.lock_timeout()).map_err(|e| {
-        if e.to_string().contains("is busy") {
+    TreeLock::acquire(store.state_dir(), PUBLISH_LOCK, store.lock_timeout()).map_err(|e| {
+        if e.downcast_ref::<LockBusy>().is_some() {
             anyhow::anyhow!("another sidus publish, unpublish or restore is running; try again")
         } else {
             e
@@ -89,7 +92,7 @@ pub fn ensure_served<'a>(
         return Ok(target);
     }
     if !target.exists() {
-        std::fs::create_dir_all(&target).with_context(|| format!("create {}", target.display()))?;
+        crate::state::atomic::create_dir_all(&target)?;
         let t = target.clone();
         undo.push(format!("remove {}", t.display()), move || {
             std::fs::remove_dir(&t).with_context(|| format!("remove {}", t.display()))

@@ -6,8 +6,8 @@ use super::config::PublishConfig;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{argv, Runner};
 use std::fs::{self, File, OpenOptions};
-use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Whether nfsd's exports were re-synced with the files.
@@ -168,7 +168,8 @@ pub fn copy_kernel(kernel: &Kernel, dir: &Path) -> Result<bool> {
         return Ok(false);
     }
     let parent = dir.parent().context("boot dir has a parent")?;
-    fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+    // tftpd reads these as another user: 0755 and 0644, whatever the umask.
+    crate::state::atomic::create_dir_all(parent)?;
     let name = dir
         .file_name()
         .context("boot dir has a name")?
@@ -183,9 +184,12 @@ pub fn copy_kernel(kernel: &Kernel, dir: &Path) -> Result<bool> {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     let run = || -> Result<()> {
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod {}", tmp.display()))?;
         copy_no_follow(&kernel.vmlinuz, &tmp.join("vmlinuz"))?;
         copy_no_follow(&kernel.initrd, &tmp.join("initrd.img"))?;
-        fs::write(tmp.join("kernel-version"), format!("{}\n", kernel.version))
+        let mut v = new_file(&tmp.join("kernel-version"))?;
+        v.write_all(format!("{}\n", kernel.version).as_bytes())
             .with_context(|| format!("write {}", tmp.display()))?;
         File::open(&tmp).and_then(|d| d.sync_all()).ok();
         fs::rename(&tmp, dir)
@@ -207,16 +211,24 @@ fn copy_no_follow(from: &Path, to: &Path) -> Result<()> {
     if !src.metadata()?.is_file() {
         bail!("{} is not a regular file", from.display());
     }
-    let mut dst = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(to)
-        .with_context(|| format!("create {}", to.display()))?;
+    let mut dst = new_file(to)?;
     std::io::copy(&mut src, &mut dst)
         .with_context(|| format!("copy {} to {}", from.display(), to.display()))?;
     dst.sync_all()
         .with_context(|| format!("sync {}", to.display()))
+}
+
+/// Creates `path`, mode 0644 whatever the umask.
+fn new_file(path: &Path) -> Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    f.set_permissions(fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(f)
 }
 
 /// The kernel version recorded by [`copy_kernel`].

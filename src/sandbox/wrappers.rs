@@ -193,6 +193,61 @@ pub fn restore(root: &TreeRoot, plan: &Plan) -> Result<Vec<String>> {
     Ok(warnings)
 }
 
+/// What a run that did not finish left of the wrappers in a tree (for
+/// `sidus doctor`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LeftBehind {
+    /// The paths found, relative to the tree's root.
+    pub found: Vec<String>,
+    /// What [`restore`] may undo: only what is surely sidus's.
+    pub plan: Plan,
+    /// Found but not surely sidus's: a `.REAL` beside a start-stop-daemon
+    /// that is not our fake (another tool's crashed session), for the admin.
+    pub foreign: Vec<String>,
+}
+
+/// Looks for the wrappers of a run that did not finish, changing nothing.
+pub fn left_behind(root: &TreeRoot) -> Result<LeftBehind> {
+    let mut out = LeftBehind::default();
+    if let Some(dir) = open_dir(root, "usr/sbin")? {
+        let ours = read_regular(&dir, POLICY, 4096)?.as_deref() == Some(POLICY_RC_D);
+        let saved = exists(&dir, POLICY_SAVED)?;
+        if ours {
+            out.found.push(format!("usr/sbin/{POLICY}"));
+        }
+        if saved {
+            out.found.push(format!("usr/sbin/{POLICY_SAVED}"));
+        }
+        if ours || saved {
+            out.plan.policy_dir = Some("usr/sbin".into());
+            out.plan.policy_saved = saved;
+        }
+    }
+    let mut seen = Vec::new();
+    for rel in SSD_DIRS {
+        let Some(dir) = open_dir(root, rel)? else {
+            continue;
+        };
+        let st = rfs::fstat(&dir)?;
+        if seen.contains(&(st.st_dev, st.st_ino)) {
+            continue;
+        }
+        seen.push((st.st_dev, st.st_ino));
+        if !exists(&dir, SSD_REAL)? {
+            continue;
+        }
+        let real = format!("{rel}/{SSD_REAL}");
+        let fake = read_regular(&dir, SSD, 4096)?.as_deref() == Some(FAKE_SSD);
+        if fake || !exists(&dir, SSD)? {
+            out.found.push(real);
+            out.plan.ssd_dirs.push(rel.to_string());
+        } else {
+            out.foreign.push(real);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +288,37 @@ mod tests {
         assert_eq!(names, ["policy-rc.d", "start-stop-daemon"]);
         assert_eq!(fs::read(sbin.join("policy-rc.d")).unwrap(), b"mine");
         assert_eq!(fs::read(sbin.join("start-stop-daemon")).unwrap(), b"real");
+    }
+
+    #[test]
+    fn wrappers_left_by_a_killed_run_are_found_and_restored() {
+        let t = tree();
+        fs::write(t.path().join("usr/sbin/policy-rc.d"), "mine").unwrap();
+        let root = TreeRoot::open(t.path()).unwrap();
+        assert_eq!(left_behind(&root).unwrap(), LeftBehind::default());
+        let plan = plan(&root).unwrap();
+        install(&root, &plan).unwrap();
+        let left = left_behind(&root).unwrap();
+        assert_eq!(
+            left.found,
+            [
+                "usr/sbin/policy-rc.d",
+                "usr/sbin/policy-rc.d.sidus-saved",
+                "usr/sbin/start-stop-daemon.REAL"
+            ]
+        );
+        assert_eq!(left.plan, plan);
+        restore(&root, &left.plan).unwrap();
+        assert_eq!(left_behind(&root).unwrap(), LeftBehind::default());
+        assert_eq!(
+            fs::read(t.path().join("usr/sbin/policy-rc.d")).unwrap(),
+            b"mine"
+        );
+        // Another tool's diversion: named, never undone.
+        fs::write(t.path().join("usr/sbin/start-stop-daemon.REAL"), "real").unwrap();
+        let left = left_behind(&root).unwrap();
+        assert_eq!(left.foreign, ["usr/sbin/start-stop-daemon.REAL"]);
+        assert!(left.plan.ssd_dirs.is_empty());
     }
 
     #[test]

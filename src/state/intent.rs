@@ -10,7 +10,8 @@
 //!   (create, snapshot, delete, prune, destroy, rollback, run) and the newest
 //!   snapshot ID the tree ever had, so an ID is never given twice;
 //! - `intents/clone-NEW.json`: a clone (it holds two trees' locks);
-//! - `publish/intent.json`: a publish, unpublish or restore (the publish lock).
+//! - `publish/intent.json`: a publish, unpublish or restore, a group publish
+//!   or an inventory change (the publish lock).
 
 use super::record;
 use crate::transaction::Record as RunRecord;
@@ -109,6 +110,29 @@ pub enum Change {
     },
     /// `restore`: idempotent, done again.
     Restore,
+    /// `node add`, `set`, `remove`, `import`: the inventory file is the
+    /// commit; its content's digest (see `Inventory::digest`) says whether it landed.
+    Inventory {
+        /// The digest of the new inventory.
+        digest: String,
+    },
+    /// `publish --group` and `publish --rollback --group`: the group's iPXE
+    /// entry is the commit.
+    PublishGroup {
+        /// The group.
+        group: TreeName,
+        /// The tree of the snapshot.
+        tree: TreeName,
+        /// The snapshot the group is to boot.
+        id: SnapshotId,
+        /// Whether it is a rollback (the group's history is walked back).
+        rollback: bool,
+    },
+    /// `unpublish --group`: the group boots the default entry again; finished.
+    UnpublishGroup {
+        /// The group.
+        group: TreeName,
+    },
     /// `replica-receive`: one snapshot received from the tree's primary;
     /// finished if the stream was complete and checked, else removed (a
     /// stream ZFS can resume is kept for `zfs send -t`).
@@ -134,11 +158,12 @@ impl Change {
             | Change::Destroy { tree }
             | Change::Rollback { tree, .. }
             | Change::Publish { tree, .. }
+            | Change::PublishGroup { tree, .. }
             | Change::Unpublish { tree, .. }
             | Change::Receive { tree, .. } => vec![tree],
             Change::Clone { source, new, .. } => vec![source, new],
             Change::Run(r) => vec![&r.tree],
-            Change::Restore => vec![],
+            Change::Restore | Change::Inventory { .. } | Change::UnpublishGroup { .. } => vec![],
         }
     }
 }
@@ -250,10 +275,9 @@ pub fn clones_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("intents")
 }
 
-/// The clone intents that involve `tree` (as source or as new tree).
-pub fn clones_involving(state_dir: &Path, tree: &TreeName) -> Result<Vec<(Slot, Intent)>> {
-    let dir = clones_dir(state_dir);
-    let entries = match std::fs::read_dir(&dir) {
+/// The names in `dir` that are `PREFIX<tree>.json`, as trees.
+fn tree_files(dir: &Path, prefix: &str) -> Result<Vec<TreeName>> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("read {}", dir.display()))),
@@ -261,14 +285,36 @@ pub fn clones_involving(state_dir: &Path, tree: &TreeName) -> Result<Vec<(Slot, 
     let mut out = Vec::new();
     for entry in entries {
         let name = entry?.file_name();
-        let Some(new) = name
+        if let Some(tree) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("clone-")?.strip_suffix(".json"))
+            .and_then(|n| n.strip_prefix(prefix)?.strip_suffix(".json"))
             .and_then(|n| n.parse::<TreeName>().ok())
-        else {
-            continue;
-        };
-        let slot = Slot::Clone(new);
+        {
+            out.push(tree);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every tree that has a state file (existing trees, and destroyed ones,
+/// whose `last_id` is kept).
+pub fn trees_with_state(state_dir: &Path) -> Result<Vec<TreeName>> {
+    tree_files(&state_dir.join("trees"), "")
+}
+
+/// Every clone slot that has a record, readable or not.
+pub fn clone_slots(state_dir: &Path) -> Result<Vec<Slot>> {
+    Ok(tree_files(&clones_dir(state_dir), "clone-")?
+        .into_iter()
+        .map(Slot::Clone)
+        .collect())
+}
+
+/// The clone intents that involve `tree` (as source or as new tree).
+pub fn clones_involving(state_dir: &Path, tree: &TreeName) -> Result<Vec<(Slot, Intent)>> {
+    let mut out = Vec::new();
+    for slot in clone_slots(state_dir)? {
         if let Some(intent) = slot.load(state_dir)? {
             if intent.change.trees().contains(&tree) {
                 out.push((slot, intent));

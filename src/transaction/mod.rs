@@ -69,6 +69,10 @@ pub struct CommandFailed {
     pub code: u8,
     /// What happened, in one line.
     pub message: String,
+    /// The snapshots it made or used (a failed run's `pre`, and the `post`
+    /// `--keep-on-failure` kept), for the journal: a failure that made
+    /// snapshots names them like a success does.
+    pub snapshots: Vec<String>,
 }
 
 impl std::fmt::Display for CommandFailed {

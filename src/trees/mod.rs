@@ -89,16 +89,11 @@ fn resolve_among<'a, T>(
 /// Turns "no tree" from a backend into a hint at `sidus list`.
 pub(crate) fn not_found_hint(e: sidus_backends::BackendError) -> anyhow::Error {
     match e {
-        sidus_backends::BackendError::TreeNotFound(t) => {
+        sidus_backends::BackendError::NotFound(sidus_backends::Object::Tree(t)) => {
             anyhow::anyhow!("no tree named '{t}' (see `sidus list`)")
         }
         other => other.into(),
     }
-}
-
-/// Whether `tree` exists.
-fn exists(store: &Store, tree: &TreeName) -> Result<bool> {
-    Ok(store.backend.list_trees()?.iter().any(|t| &t.name == tree))
 }
 
 /// Creates a tree, empty or as a copy of `from_dir` (owners, modes, xattrs, ACLs,
@@ -112,7 +107,7 @@ pub fn create(store: &Store, tree: &TreeName, from_dir: Option<&Path>) -> Result
     let _lock = store.write_lock(tree)?;
     // Checked under the lock, before the intent: recovery removes a tree its
     // create intent names, so that must only ever be a tree it made.
-    if exists(store, tree)? {
+    if store.backend.tree_exists(tree)? {
         bail!("tree '{tree}' already exists");
     }
     store.begin(
@@ -218,12 +213,12 @@ pub fn snapshot(store: &Store, tree: &TreeName, message: &str) -> Result<Snapsho
 /// Clones `src` (a snapshot, or the working state via a new `clone` snapshot)
 /// into a new tree. Returns the new tree's path and the snapshot it came from.
 pub fn clone(store: &Store, src: &TreeRef, new: &TreeName) -> Result<(PathBuf, SnapshotId)> {
-    if exists(store, new)? {
+    if store.backend.tree_exists(new)? {
         bail!("tree '{new}' already exists");
     }
     let _lock = store.write_lock(&src.tree)?;
     let _new_lock = store.write_lock(new)?;
-    if exists(store, new)? {
+    if store.backend.tree_exists(new)? {
         bail!("tree '{new}' already exists");
     }
     let (origin, parent, takes_snapshot) = match &src.reference {

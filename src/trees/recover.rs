@@ -163,7 +163,8 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
         }
         Change::Destroy { tree } => {
             match backend.destroy_tree(tree) {
-                Ok(()) | Err(sidus_backends::BackendError::TreeNotFound(_)) => {}
+                Ok(())
+                | Err(sidus_backends::BackendError::NotFound(sidus_backends::Object::Tree(_))) => {}
                 Err(e) => return Err(e.into()),
             }
             crate::manifest::kept::forget(store.state_dir(), tree, None);
@@ -214,8 +215,11 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
         Change::Receive { tree, id, archive } => {
             crate::replica::receive::recover(store, tree, id, *archive)?
         }
-        Change::Publish { .. } | Change::Unpublish { .. } | Change::Restore => {
-            crate::publish::recover::finish(store, intent)?
-        }
+        Change::Publish { .. }
+        | Change::Unpublish { .. }
+        | Change::Restore
+        | Change::Inventory { .. }
+        | Change::PublishGroup { .. }
+        | Change::UnpublishGroup { .. } => crate::publish::recover::finish(store, intent)?,
     })
 }

@@ -97,6 +97,14 @@ jq_fields() {
 # json_len JSON: number of elements of a JSON array.
 json_len() { jq 'length' <<<"$1"; }
 
+# doctor_healthy [TREE]: `sidus doctor` must find the store healthy (exit 0).
+doctor_healthy() {
+    local out rc=0
+    out=$(sidus doctor "$@" 2>&1) || rc=$?
+    [[ $rc -eq 0 ]] || fail "sidus doctor $* exited $rc: $out"
+    echo "ok: doctor: ${out##*$'\n'}"
+}
+
 # --- disks ---------------------------------------------------------------------------
 
 # disk NAME: path of the virtio disk qemu gave serial NAME (zfsdisk, lvmdisk,
@@ -202,6 +210,10 @@ vm_reset() {
     : >/etc/exports
     exportfs -ra 2>/dev/null
     teardown_store
+    # What a scenario published belongs to its store: the next one's doctor
+    # would rightly call boot entries of a tree it does not have a problem.
+    rm -rf /srv/tftp/sidus /srv/tftp/pxelinux.cfg/sidus-*
+    [[ ! -d /srv/sidus ]] || find /srv/sidus -mindepth 1 -depth -type d -empty -delete
     nfsd_up
     set -e
 }

@@ -10,23 +10,32 @@
 //! snapshots/<tree>/.recv-<id>  marker: <id> is being received, not listed yet
 //! .sidus/                      state kept by the sidus crate (journal, locks)
 //! ```
+//! By concern: [`layout`] (paths), [`errors`] (failures as typed errors),
+//! [`image`] (the loop image), [`list`] (reading the store), [`swap`]
+//! (rollback), [`ioctl`] (snapshots by the kernel call), [`qgroup`] (space),
+//! [`replicate`] (send and receive).
 
-use crate::fsutil::{read_json, write_json_atomic, write_json_xattr};
+mod errors;
+mod image;
 mod ioctl;
+mod layout;
+mod leftovers;
+mod list;
 mod qgroup;
 mod replicate;
+mod swap;
 
+use crate::fsutil::{write_json_atomic, write_json_xattr};
 use crate::runner::Runner;
 use crate::{
-    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
-    TreeName, TreeRecord,
+    argv, Backend, BackendError, Capabilities, InitOptions, Object, Origin, PoolUsage, Result,
+    Snapshot, SnapshotId, TreeName, TreeRecord,
 };
+use layout::TreeFile;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-
-const BTRFS_SUPER_MAGIC: i64 = 0x9123_683E;
 
 /// A btrfs store rooted at a directory on a btrfs file system, optionally backed
 /// by a loop file that sidus mounts itself.
@@ -35,11 +44,6 @@ pub struct Btrfs {
     root: PathBuf,
     loop_file: Option<PathBuf>,
     runner: Runner,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct TreeFile {
-    origin: Option<Origin>,
 }
 
 impl Btrfs {
@@ -53,107 +57,17 @@ impl Btrfs {
         }
     }
 
-    /// Creates a sparse loop image of `size` (as `truncate -s` takes it) with a
-    /// fresh btrfs in it. Refuses to overwrite an existing file.
-    pub fn make_loop_image(&self, size: &str) -> Result<()> {
-        let file = self
-            .loop_file
-            .as_ref()
-            .ok_or_else(|| BackendError::StoreUnavailable("no loop file configured".into()))?;
-        if file.exists() {
-            return Err(BackendError::StoreUnavailable(format!(
-                "{} already exists; remove it or choose another --loop file",
-                file.display()
-            )));
-        }
-        if let Some(dir) = file.parent() {
-            fs::create_dir_all(dir).map_err(|e| BackendError::io("create directory", dir, e))?;
-        }
-        let result = self
-            .runner
-            .run(&argv!["truncate", "-s", size, file])
-            .and_then(|_| self.runner.run(&argv!["mkfs.btrfs", "-q", file]));
-        if let Err(e) = result {
-            let _ = fs::remove_file(file);
-            return Err(BackendError::command(
-                format!("create loop image {}", file.display()),
-                e,
-            ));
-        }
-        Ok(())
-    }
-
-    fn trees_dir(&self) -> PathBuf {
-        self.root.join("trees")
-    }
-
-    fn snaps_dir(&self, tree: &TreeName) -> PathBuf {
-        self.root.join("snapshots").join(tree.as_str())
-    }
-
-    fn snap_dir(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
-        self.snaps_dir(tree).join(id.as_str())
-    }
-
-    fn meta_file(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
-        self.snaps_dir(tree).join(format!("{id}.json"))
-    }
-
-    fn working(&self, tree: &TreeName) -> PathBuf {
-        self.trees_dir().join(tree.as_str())
-    }
-
-    /// Where a half-finished swap leaves the old or new working tree: hidden,
-    /// because tree names never start with a dot.
-    fn scratch(&self, tree: &TreeName) -> PathBuf {
-        self.trees_dir().join(format!(".{tree}.swap"))
-    }
-
-    // f_type is i64 on x86_64 glibc but narrower elsewhere.
-    #[allow(clippy::unnecessary_cast)]
-    fn is_btrfs(path: &Path) -> bool {
-        nix::sys::statfs::statfs(path)
-            .map(|s| s.filesystem_type().0 as i64 == BTRFS_SUPER_MAGIC)
-            .unwrap_or(false)
-    }
-
-    fn require_tree(&self, tree: &TreeName) -> Result<PathBuf> {
-        let path = self.working(tree);
-        if path.is_dir() {
-            Ok(path)
-        } else {
-            Err(BackendError::TreeNotFound(tree.clone()))
-        }
-    }
-
-    fn require_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
-        self.require_tree(tree)?;
-        let path = self.snap_dir(tree, id);
-        if path.is_dir() && !self.receiving(tree, id) {
-            Ok(path)
-        } else {
-            Err(BackendError::SnapshotNotFound(tree.clone(), id.clone()))
-        }
-    }
-
+    /// Runs `btrfs ARGS`; failures become typed errors in [`errors::classify`].
     fn btrfs(&self, action: impl Into<String>, args: Vec<std::ffi::OsString>) -> Result<()> {
         let mut full = argv!["btrfs"];
         full.extend(args);
-        self.runner.run(&full).map(drop).map_err(|e| {
-            let action = action.into();
-            if e.stderr.contains("No space left") {
-                BackendError::PoolFull {
-                    action,
-                    detail: e.reason().to_string(),
-                }
-            } else {
-                BackendError::command(action, e)
-            }
-        })
+        self.runner
+            .run(&full)
+            .map(drop)
+            .map_err(|e| errors::classify(action.into(), e))
     }
 
-    /// Snapshots subvolume `source` as `dest` (see [`ioctl::snapshot`]);
-    /// a full file system is [`BackendError::PoolFull`].
+    /// Snapshots subvolume `source` as `dest` (see [`ioctl::snapshot`]).
     fn snapshot_subvolume(
         &self,
         action: impl Into<String>,
@@ -163,17 +77,13 @@ impl Btrfs {
     ) -> Result<()> {
         ioctl::snapshot(source, dest, readonly).map_err(|e| {
             let action = action.into();
-            if e.raw_os_error() == Some(libc::ENOSPC) {
-                BackendError::PoolFull {
-                    action,
-                    detail: e.to_string(),
-                }
-            } else {
-                BackendError::io(
+            match errors::classify_io(action.clone(), dest, e) {
+                BackendError::Io { source: e, .. } => BackendError::io(
                     &format!("{action}: snapshot {} as", source.display()),
                     dest,
                     e,
-                )
+                ),
+                other => other,
             }
         })
     }
@@ -189,86 +99,23 @@ impl Btrfs {
         Ok(())
     }
 
-    fn read_snapshots(&self, tree: &TreeName, out: &mut Vec<Snapshot>) -> Result<()> {
-        let dir = self.snaps_dir(tree);
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(BackendError::io("read", dir, e)),
-        };
-        let start = out.len();
-        let names = entries
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| BackendError::io("read", &dir, e))?;
-        for id in listed_ids(&names) {
-            let meta = self.meta_file(tree, &id);
-            // A damaged sidecar (power cut mid-write) must not hide the snapshot.
-            let record = read_json::<Snapshot>(&meta).unwrap_or_else(|e| {
-                log::warn!("ignoring damaged snapshot metadata: {e}");
-                None
-            });
-            let snap = match record {
-                Some(s) if s.id == id && &s.tree == tree => s,
-                // A snapshot whose sidecar is missing still lists, dated by its ID.
-                _ => Snapshot::from_properties(tree.clone(), id, |_| None).map_err(|detail| {
-                    BackendError::UnexpectedOutput {
-                        tool: "btrfs".into(),
-                        detail,
-                    }
-                })?,
-            };
-            out.push(snap);
+    /// Creates the store's directories on a mounted btrfs.
+    fn create_dirs(&self) -> Result<()> {
+        if !self.root.exists() {
+            crate::durable::create_dir_all(&self.root)
+                .map_err(|e| BackendError::io("create", &self.root, e))?;
         }
-        out[start..].sort_by(|a, b| a.id.cmp(&b.id));
+        self.mount_store()?;
+        for dir in [
+            self.trees_dir(),
+            self.root.join("snapshots"),
+            self.state_dir(),
+        ] {
+            crate::durable::create_dir_all(&dir)
+                .map_err(|e| BackendError::io("create", &dir, e))?;
+        }
         Ok(())
     }
-
-    /// Finishes a swap interrupted by a crash: the scratch subvolume is either the
-    /// new copy (not yet swapped in) or the old working tree (already swapped out);
-    /// in both cases the working tree is the one to keep. Returns whether there
-    /// was one.
-    fn clear_scratch(&self, tree: &TreeName) -> Result<bool> {
-        let scratch = self.scratch(tree);
-        if scratch.exists() && self.working(tree).exists() {
-            self.delete_subvolumes(
-                &format!("clean up interrupted rollback of '{tree}'"),
-                &[scratch],
-            )?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    fn tree_file(&self, tree: &TreeName) -> PathBuf {
-        self.snaps_dir(tree).join("tree.json")
-    }
-
-    /// The marker of a snapshot being received (see the module doc): a
-    /// received subvolume cannot be renamed into place from another directory
-    /// once it is read-only, so it is received where it stays, hidden by this.
-    fn receive_marker(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
-        self.snaps_dir(tree).join(format!(".recv-{id}"))
-    }
-
-    fn receiving(&self, tree: &TreeName, id: &SnapshotId) -> bool {
-        self.receive_marker(tree, id).exists()
-    }
-}
-
-/// The snapshot IDs among a snapshot directory's entry names: those that
-/// parse as IDs and are not being received.
-fn listed_ids(names: &[std::ffi::OsString]) -> Vec<SnapshotId> {
-    let receiving: std::collections::HashSet<&str> = names
-        .iter()
-        .filter_map(|n| n.to_str()?.strip_prefix(".recv-"))
-        .collect();
-    names
-        .iter()
-        .filter_map(|n| n.to_str())
-        .filter(|n| !receiving.contains(n))
-        .filter_map(|n| n.parse::<SnapshotId>().ok())
-        .collect()
 }
 
 impl Backend for Btrfs {
@@ -299,55 +146,25 @@ impl Backend for Btrfs {
                 .map_err(|e| BackendError::io("remove", &record, e))?;
             done.push(format!("removed the stale record {}", record.display()));
         }
+        done.extend(self.remove_leftovers(tree)?);
         Ok(done)
     }
 
-    fn init_store(&self) -> Result<()> {
-        if !self.root.exists() {
-            fs::create_dir_all(&self.root)
-                .map_err(|e| BackendError::io("create", &self.root, e))?;
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
+    }
+
+    fn init_store(&self, opts: &InitOptions) -> Result<()> {
+        let made = self.make_missing_image(opts.image_size.as_deref())?;
+        let prepared = self.create_dirs();
+        if let (Err(_), true, Some(file)) = (&prepared, made, &self.loop_file) {
+            let _ = fs::remove_file(file);
         }
-        self.open()?;
-        for dir in [
-            self.trees_dir(),
-            self.root.join("snapshots"),
-            self.state_dir(),
-        ] {
-            fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
-        }
-        Ok(())
+        prepared
     }
 
     fn open(&self) -> Result<()> {
-        if Self::is_btrfs(&self.root) {
-            return Ok(());
-        }
-        let Some(file) = &self.loop_file else {
-            return Err(BackendError::StoreUnavailable(format!(
-                "{} is not on a btrfs file system (is it mounted?)",
-                self.root.display()
-            )));
-        };
-        if !file.exists() {
-            return Err(BackendError::StoreUnavailable(format!(
-                "loop image {} is missing (run `sidus init`)",
-                file.display()
-            )));
-        }
-        fs::create_dir_all(&self.root).map_err(|e| BackendError::io("create", &self.root, e))?;
-        self.runner
-            .run(&argv!["mount", "-o", "loop", file, &self.root])
-            .map_err(|e| {
-                BackendError::command(format!("mount store image {}", file.display()), e)
-            })?;
-        if Self::is_btrfs(&self.root) {
-            Ok(())
-        } else {
-            Err(BackendError::StoreUnavailable(format!(
-                "{} does not hold a btrfs file system",
-                file.display()
-            )))
-        }
+        self.mount_store()
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -355,34 +172,7 @@ impl Backend for Btrfs {
     }
 
     fn list_trees(&self) -> Result<Vec<TreeRecord>> {
-        let dir = self.trees_dir();
-        let entries = fs::read_dir(&dir).map_err(|e| BackendError::io("read", &dir, e))?;
-        let mut trees = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
-            let Some(name) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<TreeName>().ok())
-            else {
-                continue;
-            };
-            let tree_file = self.tree_file(&name);
-            // A damaged record affects its own tree only: it lists, with the
-            // damage said, and every other tree works as before.
-            let (origin, damaged) = match read_json::<TreeFile>(&tree_file) {
-                Ok(t) => (t.and_then(|t| t.origin), None),
-                Err(e) => (None, Some(e.to_string())),
-            };
-            trees.push(TreeRecord {
-                path: entry.path(),
-                name,
-                origin,
-                damaged,
-            });
-        }
-        trees.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(trees)
+        self.trees()
     }
 
     fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>> {
@@ -393,7 +183,7 @@ impl Backend for Btrfs {
                 self.read_snapshots(t, &mut out)?;
             }
             None => {
-                for t in self.list_trees()? {
+                for t in self.trees()? {
                     self.read_snapshots(&t.name, &mut out)?;
                 }
             }
@@ -402,25 +192,17 @@ impl Backend for Btrfs {
     }
 
     fn snapshot_ids(&self, tree: &TreeName) -> Result<Vec<SnapshotId>> {
-        self.require_tree(tree)?;
-        let dir = self.snaps_dir(tree);
-        let names = fs::read_dir(&dir)
-            .and_then(|entries| {
-                entries
-                    .map(|e| e.map(|e| e.file_name()))
-                    .collect::<std::io::Result<Vec<_>>>()
-            })
-            .map_err(|e| BackendError::io("read", &dir, e))?;
-        Ok(listed_ids(&names))
+        self.ids(tree)
     }
 
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
         let path = self.working(tree);
         if path.exists() {
-            return Err(BackendError::TreeExists(tree.clone()));
+            return Err(BackendError::tree_exists(tree));
         }
         let snaps = self.snaps_dir(tree);
-        fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
+        crate::durable::create_dir_all(&snaps)
+            .map_err(|e| BackendError::io("create", &snaps, e))?;
         // A new tree has no origin, whatever record an older tree of this name left.
         let record = self.tree_file(tree);
         crate::durable::remove_durable(&record)
@@ -436,7 +218,7 @@ impl Backend for Btrfs {
         let working = self.working(tree);
         let dir = self.snaps_dir(tree);
         if !working.exists() && !dir.exists() {
-            return Err(BackendError::TreeNotFound(tree.clone()));
+            return Err(BackendError::tree_not_found(tree));
         }
         self.clear_scratch(tree)?;
         let mut subvols: Vec<PathBuf> = Vec::new();
@@ -467,10 +249,10 @@ impl Backend for Btrfs {
         let working = self.require_tree(&snap.tree)?;
         let target = self.snap_dir(&snap.tree, &snap.id);
         if target.exists() {
-            return Err(BackendError::InUse {
-                what: format!("snapshot ID {}", snap.id),
-                by: format!("an existing snapshot of '{}'", snap.tree),
-            });
+            return Err(BackendError::Exists(Object::Snapshot(
+                snap.tree.clone(),
+                snap.id.clone(),
+            )));
         }
         // Metadata first: a crash in between leaves an orphan sidecar (ignored),
         // never a snapshot without its record.
@@ -530,10 +312,11 @@ impl Backend for Btrfs {
         let source = self.require_snapshot(tree, id)?;
         let target = self.working(new);
         if target.exists() {
-            return Err(BackendError::TreeExists(new.clone()));
+            return Err(BackendError::tree_exists(new));
         }
         let snaps = self.snaps_dir(new);
-        fs::create_dir_all(&snaps).map_err(|e| BackendError::io("create", &snaps, e))?;
+        crate::durable::create_dir_all(&snaps)
+            .map_err(|e| BackendError::io("create", &snaps, e))?;
         let origin = Origin {
             tree: tree.clone(),
             id: id.clone(),
@@ -557,67 +340,18 @@ impl Backend for Btrfs {
     }
 
     fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
-        let source = self.require_snapshot(tree, id)?;
-        self.clear_scratch(tree)?;
-        let working = self.working(tree);
-        let scratch = self.scratch(tree);
-        self.snapshot_subvolume(
-            format!("copy {tree}@{id} for rollback"),
-            &source,
-            &scratch,
-            false,
-        )?;
-        // One atomic exchange: at no instant is there no working tree.
-        nix::fcntl::renameat2(
-            None,
-            &scratch,
-            None,
-            &working,
-            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-        )
-        .map_err(|e| BackendError::io("swap in rollback copy at", &working, e.into()))?;
-        self.delete_subvolumes(
-            &format!("remove replaced working tree of '{tree}'"),
-            &[scratch],
-        )
-    }
-
-    fn pool_usage(&self) -> Result<Option<PoolUsage>> {
-        Ok(None)
+        self.swap_in_copy(tree, id)
     }
 
     fn replication(&self) -> Option<&dyn crate::Replication> {
         Some(self)
     }
 
+    fn pool_usage(&self) -> Result<Option<PoolUsage>> {
+        Ok(None)
+    }
+
     fn snapshot_space(&self, tree: &TreeName) -> Result<BTreeMap<SnapshotId, u64>> {
-        let working = self.require_tree(tree)?;
-        let shown = self.runner.run_string(&argv![
-            "btrfs", "--format", "json", "qgroup", "show", "--raw", "--sync", &self.root
-        ]);
-        let json = match shown {
-            Ok(json) => json,
-            // The admin has not enabled quotas: the space is unknown, not an error.
-            Err(e) if e.stderr.contains("quotas not enabled") => return Ok(BTreeMap::new()),
-            Err(e) => return Err(BackendError::command("read btrfs quota groups", e)),
-        };
-        let qgroups = qgroup::parse(&json).map_err(|detail| BackendError::UnexpectedOutput {
-            tool: "btrfs qgroup show".into(),
-            detail,
-        })?;
-        let rootid = self
-            .runner
-            .run_string(&argv!["btrfs", "inspect-internal", "rootid", &working])
-            .map_err(|e| {
-                BackendError::command(format!("find the subvolume of tree '{tree}'"), e)
-            })?;
-        let working_id = rootid
-            .trim()
-            .parse()
-            .map_err(|_| BackendError::UnexpectedOutput {
-                tool: "btrfs inspect-internal rootid".into(),
-                detail: format!("not a subvolume ID: '{}'", rootid.trim()),
-            })?;
-        Ok(qgroup::snapshot_space(&qgroups, tree, working_id))
+        self.space(tree)
     }
 }

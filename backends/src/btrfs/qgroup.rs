@@ -11,8 +11,49 @@
 //! system, so the prefix of its paths is learnt from the working tree's
 //! subvolume ID (`btrfs inspect-internal rootid`).
 
-use crate::{SnapshotId, TreeName};
+use super::errors::classify;
+use super::Btrfs;
+use crate::{argv, BackendError, SnapshotId, TreeName};
 use std::collections::BTreeMap;
+
+impl Btrfs {
+    /// The exclusive bytes of `tree`'s snapshots; [`BackendError::Unsupported`]
+    /// when quotas are off.
+    pub(super) fn space(&self, tree: &TreeName) -> crate::Result<BTreeMap<SnapshotId, u64>> {
+        let working = self.require_tree(tree)?;
+        let json = self
+            .runner
+            .run_string(&argv![
+                "btrfs", "--format", "json", "qgroup", "show", "--raw", "--sync", &self.root
+            ])
+            .map_err(|e| match classify("read btrfs quota groups".into(), e) {
+                BackendError::Unsupported { .. } => BackendError::unsupported(
+                    "show the space snapshots hold",
+                    format!(
+                        "btrfs reports it only with quotas enabled: btrfs quota enable {}",
+                        self.root.display()
+                    ),
+                ),
+                e => e,
+            })?;
+        let qgroups = parse(&json).map_err(|detail| BackendError::UnexpectedOutput {
+            tool: "btrfs qgroup show".into(),
+            detail,
+        })?;
+        let rootid = self
+            .runner
+            .run_string(&argv!["btrfs", "inspect-internal", "rootid", &working])
+            .map_err(|e| classify(format!("find the subvolume of tree '{tree}'"), e))?;
+        let working_id = rootid
+            .trim()
+            .parse()
+            .map_err(|_| BackendError::UnexpectedOutput {
+                tool: "btrfs inspect-internal rootid".into(),
+                detail: format!("not a subvolume ID: '{}'", rootid.trim()),
+            })?;
+        Ok(snapshot_space(&qgroups, tree, working_id))
+    }
+}
 
 /// One level-0 qgroup: a subvolume's ID, path and exclusive bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

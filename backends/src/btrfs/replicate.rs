@@ -130,10 +130,10 @@ impl Replication for Btrfs {
         let dir = self.snaps_dir(tree);
         crate::durable::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
         if self.snap_dir(tree, id).exists() {
-            return Err(BackendError::InUse {
-                what: format!("snapshot ID {id}"),
-                by: format!("an existing snapshot of '{tree}'"),
-            });
+            return Err(BackendError::Exists(crate::Object::Snapshot(
+                tree.clone(),
+                id.clone(),
+            )));
         }
         // No fsync: btrfs commits in order, so any committed state that has
         // the received subvolume has the marker made before it.
@@ -150,7 +150,7 @@ impl Replication for Btrfs {
         let (tree, id) = (&snap.tree, &snap.id);
         let path = self.snap_dir(tree, id);
         if !path.is_dir() {
-            return Err(BackendError::SnapshotNotFound(tree.clone(), id.clone()));
+            return Err(BackendError::snapshot_not_found(tree, id));
         }
         // The sidecar before the marker goes: once listed, it has its metadata.
         write_json_atomic(&self.meta_file(tree, id), snap)?;

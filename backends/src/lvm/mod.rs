@@ -13,21 +13,24 @@
 //! Names only give an LV its role (see [`naming`]); which tree and snapshot it
 //! holds is read from its tags (see [`tags`]).
 
+mod commands;
+mod dm;
 mod errors;
+mod leftovers;
 mod mountinfo;
 mod mounts;
 mod naming;
 mod pool;
+mod query;
 mod report;
 mod swap;
 mod tags;
 
-use crate::runner::{CommandError, Runner};
+use crate::runner::Runner;
 use crate::{
-    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
-    TreeName, TreeRecord,
+    argv, Backend, BackendError, Capabilities, InitOptions, Object, Origin, PoolUsage, Result,
+    Snapshot, SnapshotId, TreeName, TreeRecord,
 };
-use errors::CreateFailure;
 use naming::Role;
 use report::Lv;
 use std::ffi::OsString;
@@ -76,7 +79,7 @@ impl Lvm {
         }
     }
 
-    fn cached_lvs(&self) -> std::sync::MutexGuard<'_, Option<Vec<Lv>>> {
+    pub(super) fn cached_lvs(&self) -> std::sync::MutexGuard<'_, Option<Vec<Lv>>> {
         // A panic elsewhere cannot leave a half-written list: take it as is.
         self.lvs_cache.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -99,141 +102,6 @@ impl Lvm {
     /// `VG/LV`, as lvm2 commands take it.
     fn full(&self, lv: &str) -> String {
         format!("{}/{lv}", self.vg)
-    }
-
-    /// Every LV of the store, in one `lvs` call. Readers never heal what
-    /// they see: a swap cut by a crash is finished by the tree's next writer
-    /// ([`Backend::recover`]), under its lock.
-    fn query(&self) -> Result<Vec<Lv>> {
-        self.list_lvs()
-    }
-
-    fn list_lvs(&self) -> Result<Vec<Lv>> {
-        if let Some(lvs) = self.cached_lvs().as_ref() {
-            return Ok(lvs.clone());
-        }
-        let out = self
-            .runner
-            .run(&argv![
-                "lvs",
-                "--reportformat",
-                "json",
-                "-o",
-                report::LIST_FIELDS,
-                &self.vg
-            ])
-            .map_err(|e| errors::classify("list logical volumes".into(), e))?;
-        let rows = report::parse(&out).map_err(|detail| BackendError::UnexpectedOutput {
-            tool: "lvs".into(),
-            detail,
-        })?;
-        let lvs = report::store_lvs(rows, &self.pool);
-        *self.cached_lvs() = Some(lvs.clone());
-        Ok(lvs)
-    }
-
-    fn find<'a>(lvs: &'a [Lv], role: Role, tree: &TreeName) -> Option<&'a Lv> {
-        lvs.iter()
-            .find(|l| l.role == role && l.tree.as_ref() == Some(tree))
-    }
-
-    fn require_working<'a>(&self, lvs: &'a [Lv], tree: &TreeName) -> Result<&'a Lv> {
-        Self::find(lvs, Role::Working, tree).ok_or_else(|| BackendError::TreeNotFound(tree.clone()))
-    }
-
-    fn require_snapshot<'a>(
-        &self,
-        lvs: &'a [Lv],
-        tree: &TreeName,
-        id: &SnapshotId,
-    ) -> Result<&'a Lv> {
-        self.require_working(lvs, tree)?;
-        lvs.iter()
-            .find(|l| {
-                l.role == Role::Snapshot
-                    && l.tree.as_ref() == Some(tree)
-                    && l.id.as_ref() == Some(id)
-            })
-            .ok_or_else(|| BackendError::SnapshotNotFound(tree.clone(), id.clone()))
-    }
-
-    /// Runs an lvm2 (or mkfs) command; known failures become typed errors here
-    /// and nowhere else.
-    fn lvm(&self, action: impl Into<String>, args: Vec<OsString>) -> Result<Vec<u8>> {
-        self.run_changing(&args)
-            .map_err(|e| errors::classify(action.into(), e))
-    }
-
-    /// Runs a command that may change the store's LVs: the cached `lvs`
-    /// report goes first, so no later lookup in this process reads it stale.
-    fn run_changing(&self, argv: &[OsString]) -> std::result::Result<Vec<u8>, CommandError> {
-        self.cached_lvs().take();
-        self.runner.run(argv)
-    }
-
-    /// `lvcreate` with the given arguments, making LV `name`. On failure
-    /// anything lvm2 left of `name` is removed, so a failed create changes
-    /// nothing; a name already taken, or an origin that does not exist, come
-    /// back as such for the caller to name, and nothing is removed.
-    fn lvcreate(
-        &self,
-        action: &str,
-        name: &str,
-        args: Vec<OsString>,
-    ) -> std::result::Result<(), CreateFailure> {
-        let mut full = argv!["lvcreate", "-q", "-y", "-n", name];
-        full.extend(args);
-        let Err(e) = self.run_changing(&full) else {
-            return Ok(());
-        };
-        let err = errors::classify(action.to_string(), e);
-        let BackendError::Command { source, .. } = &err else {
-            self.remove_quietly(name);
-            return Err(CreateFailure::Other(err));
-        };
-        // lvm2 2.03: `Logical Volume "x" already exists in volume group "vg"`,
-        // `Snapshot origin LV x not found in Volume group vg.`
-        if source.stderr.contains("already exists") {
-            Err(CreateFailure::Exists)
-        } else if source.stderr.contains("not found in Volume group")
-            || source.stderr.contains("Failed to find logical volume")
-        {
-            Err(CreateFailure::NoOrigin)
-        } else {
-            self.remove_quietly(name);
-            Err(CreateFailure::Other(err))
-        }
-    }
-
-    /// Removes LV `name` if it exists, for undo paths: errors are logged only.
-    fn remove_quietly(&self, name: &str) {
-        let full = self.full(name);
-        if let Err(e) = self
-            .runner
-            .run(&argv!["lvs", "--noheadings", "-o", "lv_name", &full])
-        {
-            log::debug!("{name} was not created: {e}");
-            return;
-        }
-        if let Err(e) = self.run_changing(&argv!["lvremove", "-q", "-y", &full]) {
-            log::warn!("could not remove {full} while undoing: {e}");
-        }
-    }
-
-    fn lvremove(&self, action: &str, names: &[&str]) -> Result<()> {
-        if names.is_empty() {
-            return Ok(());
-        }
-        // One command for all: destroying a tree with many snapshots must not
-        // reload the VG metadata once per snapshot.
-        let mut args = argv!["lvremove", "-q", "-y"];
-        args.extend(names.iter().map(|n| OsString::from(self.full(n))));
-        self.lvm(action, args).map(drop)
-    }
-
-    fn lvrename(&self, action: &str, from: &str, to: &str) -> Result<()> {
-        self.lvm(action, argv!["lvrename", "-q", &self.vg, from, to])
-            .map(drop)
     }
 
     /// `--addtag` arguments for a tree's working LV (and its rollback copies):
@@ -289,6 +157,10 @@ impl Backend for Lvm {
         Ok(done)
     }
 
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             pool_usage: true,
@@ -296,7 +168,7 @@ impl Backend for Lvm {
         }
     }
 
-    fn init_store(&self) -> Result<()> {
+    fn init_store(&self, _opts: &InitOptions) -> Result<()> {
         self.check_pool()?;
         let lvs = self.query()?;
         if !lvs.iter().any(|l| l.role == Role::State) {
@@ -313,7 +185,8 @@ impl Backend for Lvm {
             self.mount_root.join("trees"),
             self.mount_root.join("snapshots"),
         ] {
-            std::fs::create_dir_all(&dir).map_err(|e| BackendError::io("create", &dir, e))?;
+            crate::durable::create_dir_all(&dir)
+                .map_err(|e| BackendError::io("create", &dir, e))?;
         }
         Ok(())
     }
@@ -385,7 +258,7 @@ impl Backend for Lvm {
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
         let lvs = self.query()?;
         if lvs.iter().any(|l| l.tree.as_ref() == Some(tree)) {
-            return Err(BackendError::TreeExists(tree.clone()));
+            return Err(BackendError::tree_exists(tree));
         }
         let name = self.working_lv(tree);
         let tags = Self::tree_tags(tree, None);
@@ -462,11 +335,8 @@ impl Backend for Lvm {
         self.lvcreate(&format!("snapshot tree '{tree}'"), &name, args)
             .map_err(|f| {
                 f.into_error(
-                    BackendError::InUse {
-                        what: format!("snapshot ID {}", snap.id),
-                        by: format!("an existing snapshot of '{tree}'"),
-                    },
-                    BackendError::TreeNotFound(tree.clone()),
+                    BackendError::Exists(Object::Snapshot(tree.clone(), snap.id.clone())),
+                    BackendError::tree_not_found(tree),
                 )
             })
     }
@@ -502,8 +372,8 @@ impl Backend for Lvm {
         self.lvcreate(&format!("clone {tree}@{id} to '{new}'"), &name, args)
             .map_err(|f| {
                 f.into_error(
-                    BackendError::TreeExists(new.clone()),
-                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                    BackendError::tree_exists(new),
+                    BackendError::snapshot_not_found(tree, id),
                 )
             })?;
         let path = self.working_dir(new);
@@ -533,7 +403,7 @@ impl Backend for Lvm {
                         what: format!("the rollback copy {}", self.full(&incoming)),
                         by: "another rollback of the tree".into(),
                     },
-                    BackendError::SnapshotNotFound(tree.clone(), id.clone()),
+                    BackendError::snapshot_not_found(tree, id),
                 )
             })?;
         self.swap_in(tree, working, &incoming, &outgoing)

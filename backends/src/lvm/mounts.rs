@@ -37,24 +37,9 @@ impl Lvm {
 
     /// Mounts active LV `name` at `target`, creating the directory.
     pub(super) fn mount(&self, name: &str, target: &Path, options: &str) -> Result<()> {
-        std::fs::create_dir_all(target).map_err(|e| BackendError::io("create", target, e))?;
-        self.runner
-            .run(&argv![
-                "mount",
-                "-t",
-                "ext4",
-                "-o",
-                options,
-                self.dev_path(name),
-                target
-            ])
-            .map(drop)
-            .map_err(|e| {
-                BackendError::command(
-                    format!("mount {} at {}", self.full(name), target.display()),
-                    e,
-                )
-            })
+        crate::durable::create_dir_all(target)
+            .map_err(|e| BackendError::io("create", target, e))?;
+        crate::mount::mount_fs(&self.dev_path(name), target, "ext4", options)
     }
 
     /// Mounts `lv` at `target` unless it already is, activating it first when
@@ -93,19 +78,7 @@ impl Lvm {
         if !mountinfo::is_mounted(&mountinfo::read()?, dev, target) {
             return Ok(());
         }
-        self.runner
-            .run(&argv!["umount", target])
-            .map(drop)
-            .map_err(|e| {
-                if e.stderr.contains("busy") {
-                    BackendError::InUse {
-                        what: Self::describe(lv),
-                        by: format!("a process uses {} (see `fuser -vm {0}`)", target.display()),
-                    }
-                } else {
-                    BackendError::command(format!("unmount {}", target.display()), e)
-                }
-            })
+        crate::mount::unmount(target, &Self::describe(lv))
     }
 
     /// Refuses when one of `lvs` is mounted anywhere but at its own directory

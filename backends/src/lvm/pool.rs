@@ -37,16 +37,15 @@ impl Lvm {
                 report::POOL_FIELDS,
                 &full
             ])
-            .map_err(|e| {
-                if e.stderr.contains("Failed to find logical volume") {
-                    BackendError::StoreUnavailable(format!(
+            .map_err(
+                |e| match super::errors::classify(format!("read thin pool {full}"), e) {
+                    BackendError::NotFound(_) => BackendError::StoreUnavailable(format!(
                         "no thin pool '{}' in volume group '{}'",
                         self.pool, self.vg
-                    ))
-                } else {
-                    super::errors::classify(format!("read thin pool {full}"), e)
-                }
-            })?;
+                    )),
+                    e => e,
+                },
+            )?;
         let mut rows = report::parse(&out).map_err(|detail| BackendError::UnexpectedOutput {
             tool: "lvs".into(),
             detail,
@@ -60,17 +59,16 @@ impl Lvm {
         }
     }
 
-    /// The pool's use from the kernel (`dmsetup status` of its `-tpool` layer),
-    /// which costs a fraction of an `lvs`; `None` when the pool is not active
-    /// with that layer, for the caller to ask lvm2.
+    /// The pool's use from the kernel (the status of its `-tpool` layer, as
+    /// `dmsetup status` shows it, read by [`super::dm`]), which costs a
+    /// fraction of an `lvs`; `None` when the pool is not active with that
+    /// layer, for the caller to ask lvm2.
     pub(super) fn pool_usage_from_dm(&self) -> Option<PoolUsage> {
         let dm = format!("{}-tpool", naming::dm_name(&self.vg, &self.pool));
-        let out = self
-            .runner
-            .run_string(&argv!["dmsetup", "status", &dm])
+        let line = super::dm::status(&dm)
             .map_err(|e| log::debug!("no thin-pool status from dm: {e}"))
             .ok()?;
-        let (data, meta) = thin_pool_status(out.lines().next()?)?;
+        let (data, meta) = thin_pool_status(&line)?;
         Some(PoolUsage {
             name: self.full(&self.pool),
             data_percent: data,
@@ -132,10 +130,10 @@ impl Lvm {
         args.extend(tags.iter().cloned());
         self.lvcreate(action, name, args).map_err(|f| {
             f.into_error(
-                BackendError::InUse {
-                    what: format!("the name {}", self.full(name)),
-                    by: "another logical volume".into(),
-                },
+                BackendError::Exists(crate::Object::Storage {
+                    action: action.to_string(),
+                    detail: format!("logical volume {} already exists", self.full(name)),
+                }),
                 BackendError::StoreUnavailable(format!(
                     "no thin pool '{}' in volume group '{}'",
                     self.pool, self.vg

@@ -6,7 +6,7 @@
 //! its name says which: nothing is deleted before its replacement is in place.
 
 use super::{mounts::RW, naming, naming::Role, report::Lv, Lvm};
-use crate::{Result, TreeName};
+use crate::{BackendError, Result, TreeName};
 
 impl Lvm {
     /// Swaps the LV `incoming` in for `working` (mounted or not) and removes the
@@ -36,12 +36,14 @@ impl Lvm {
             self.remove_quietly(incoming);
             return Err(e);
         }
+        crate::failpoint::hit("lvm:rollback-after-copy");
         let action = format!("swap in the rollback copy of '{tree}'");
         if let Err(e) = self.lvrename(&action, &working.name, outgoing) {
             self.remove_quietly(incoming);
             restore_mount();
             return Err(e);
         }
+        crate::failpoint::hit("lvm:rollback-after-rename-out");
         if let Err(e) = self.lvrename(&action, incoming, &working.name) {
             if self.swap_was_finished(tree, incoming) {
                 log::debug!("another sidus finished the swap of '{tree}' first: {e}");
@@ -59,8 +61,8 @@ impl Lvm {
         self.after_swap(tree, working, outgoing)
     }
 
-    /// Whether `incoming` is gone and `tree` has a working LV again: a reader's
-    /// query healed what looked like a cut swap (see [`Lvm::recover_swaps`]).
+    /// Whether `incoming` is gone and `tree` has a working LV again: another
+    /// writer finished the swap (see [`Lvm::recover_swap`]).
     fn swap_was_finished(&self, tree: &TreeName, incoming: &str) -> bool {
         self.list_lvs().is_ok_and(|lvs| {
             Self::find(&lvs, Role::Working, tree).is_some()
@@ -76,7 +78,7 @@ impl Lvm {
             &[outgoing],
         ) {
             // Removed already by whoever finished the swap.
-            Err(e) if e.to_string().contains("Failed to find logical volume") => {}
+            Err(BackendError::NotFound(_)) => {}
             Err(e) => {
                 log::warn!("{e} (it is removed by the next rollback or destroy of '{tree}')")
             }

@@ -13,30 +13,43 @@
 //! ```
 //! Every dataset and snapshot carries `sidus:tree`, so a tree's snapshots are
 //! found wherever rollbacks (and the `zfs promote` that follows them) moved
-//! them, in one `zfs list`. Rollback never uses `zfs rollback`: it clones the
-//! target, swaps the clone in by renames and promotes it, so snapshots newer
-//! than the target stay listed and usable.
+//! them, in one `zfs list`. Rollback never uses `zfs rollback` (see
+//! [`rollback`]), so snapshots newer than the target stay listed and usable.
+//!
+//! By concern: [`naming`] (dataset names), [`errors`] (ZFS's failures as
+//! typed errors), [`props`] (metadata as user properties), [`query`] (what
+//! the store holds), [`mounts`] (the mount table), [`store`] (init and open),
+//! [`rollback`] (the swap), [`diff`] (`zfs diff`), [`lzc`] (libzfs_core),
+//! [`replicate`] (send and receive).
+//!
+//! Snapshot, clone and the existence checks call libzfs_core directly when
+//! it can be loaded (see [`lzc`]), and run the `zfs` command otherwise or
+//! when `SIDUS_ZFS_CLI=1` is set; everything else runs `zfs`.
 
+mod diff;
+mod errors;
+mod leftovers;
+mod lzc;
 mod mounts;
+mod naming;
 mod props;
+mod query;
 mod replicate;
+mod rollback;
+mod store;
 
-use crate::runner::{CommandError, Runner};
+use crate::runner::Runner;
 use crate::{
-    argv, Backend, BackendError, Capabilities, Origin, PoolUsage, Result, Snapshot, SnapshotId,
-    TreeName, TreeRecord,
+    argv, Backend, BackendError, Capabilities, ChangedPath, DiffSide, InitOptions, Object,
+    PoolUsage, Result, Snapshot, SnapshotId, TreeName, TreeRecord,
 };
 use mounts::zfs_mounts;
-use props::{decode, encode, fields, PREFIX};
+use naming::parse_origin;
+use props::{prop, prop_pair};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs;
 use std::path::{Path, PathBuf};
-
-/// Snapshot properties read back by one `zfs list`, in column order after `name`.
-const SNAPSHOT_PROPS: [&str; 9] = [
-    "tree", "created", "kind", "message", "parent", "user", "command", "pre", "status",
-];
+use std::sync::{Arc, OnceLock};
 
 /// A ZFS store under a parent dataset.
 #[derive(Debug, Clone)]
@@ -44,21 +57,10 @@ pub struct Zfs {
     dataset: String,
     mountpoint: PathBuf,
     runner: Runner,
-}
-
-/// One snapshot found by [`Zfs::locate`]: its full ZFS name and the mountpoint
-/// of the dataset holding it.
-struct Located {
-    name: String,
-    dataset_mountpoint: PathBuf,
-}
-
-/// One dataset of the store that belongs to a tree.
-struct TreeDataset {
-    name: String,
-    tree: TreeName,
-    origin: Option<String>,
-    mountpoint: PathBuf,
+    /// libzfs_core, loaded on first use; `None` inside when it cannot be, or
+    /// must not be (`SIDUS_ZFS_CLI`).
+    lzc: Arc<OnceLock<Option<lzc::Lzc>>>,
+    use_lzc: bool,
 }
 
 impl Zfs {
@@ -69,387 +71,75 @@ impl Zfs {
             dataset,
             mountpoint,
             runner,
+            lzc: Arc::default(),
+            use_lzc: std::env::var_os("SIDUS_ZFS_CLI").is_none_or(|v| v == "0"),
         }
     }
 
-    fn trees_ds(&self) -> String {
-        format!("{}/trees", self.dataset)
+    /// The same store, always through the `zfs` command.
+    pub fn cli_only(mut self) -> Zfs {
+        self.use_lzc = false;
+        self
     }
 
-    fn history_ds(&self) -> String {
-        format!("{}/history", self.dataset)
+    /// libzfs_core, when it is loaded and to be used.
+    fn lzc(&self) -> Option<&lzc::Lzc> {
+        if !self.use_lzc {
+            return None;
+        }
+        self.lzc.get_or_init(lzc::Lzc::load).as_ref()
     }
 
-    fn working_ds(&self, tree: &TreeName) -> String {
-        format!("{}/trees/{tree}", self.dataset)
+    /// Mounts `dataset`, the new clone of tree `tree`, where it inherits its
+    /// mountpoint from `D/trees`, as `zfs clone` would have. Without the
+    /// parent's mount to go by, `zfs mount` does it; should neither work,
+    /// the clone is destroyed again, so a failed clone leaves nothing.
+    fn mount_new(&self, dataset: &str, tree: &TreeName, action: &str) -> Result<()> {
+        let mounted = match zfs_mounts().get(&self.trees_ds()) {
+            Some(parent) => mounts::mount_dataset(dataset, &parent.join(tree.as_str())),
+            None => self.zfs(action, argv!["mount", dataset]).map(drop),
+        };
+        if let Err(e) = &mounted {
+            if let Err(u) = self.zfs(action, argv!["destroy", dataset]) {
+                log::warn!("{e}; and removing the unmounted clone failed too: {u}");
+            }
+        }
+        mounted
     }
 
-    fn swap_ds(&self, tree: &TreeName) -> String {
-        format!("{}/swap/{tree}", self.dataset)
-    }
-
-    fn prop(key: &str, value: &str) -> OsString {
-        format!("{PREFIX}{key}={}", encode(value)).into()
-    }
-
-    /// Runs `zfs ARGS`, mapping ZFS's own words to typed errors.
+    /// Runs `zfs ARGS`; failures become typed errors in [`errors::classify`].
     fn zfs(&self, action: impl Into<String>, args: Vec<OsString>) -> Result<String> {
         let mut full = argv!["zfs"];
         full.extend(args);
         self.runner
             .run_string(&full)
-            .map_err(|e| Self::classify(action.into(), e))
-    }
-
-    fn classify(action: String, e: CommandError) -> BackendError {
-        let reason = e.reason().to_string();
-        if e.status.is_none() && e.stderr.contains("No such file") {
-            BackendError::StoreUnavailable(format!("the zfs command is not installed ({action})"))
-        } else if e.stderr.contains("out of space") || e.stderr.contains("No space left") {
-            BackendError::PoolFull {
-                action,
-                detail: reason,
-            }
-        } else if e.stderr.contains("has dependent clones") {
-            BackendError::InUse {
-                what: action,
-                by: "a ZFS clone depends on it (a clone of another tree, or the snapshots \
-                     kept from before a rollback); delete those first"
-                    .into(),
-            }
-        } else if e.stderr.contains("dataset is busy") || e.stderr.contains("target is busy") {
-            BackendError::InUse {
-                what: action,
-                by: format!("it is busy (mounted or held): {reason}"),
-            }
-        } else {
-            BackendError::command(action, e)
-        }
-    }
-
-    /// True when `name` exists.
-    fn exists(&self, name: &str) -> Result<bool> {
-        match self
-            .runner
-            .run(&argv!["zfs", "list", "-H", "-o", "name", name])
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.stderr.contains("does not exist") => Ok(false),
-            Err(e) => Err(Self::classify(format!("look up {name}"), e)),
-        }
-    }
-
-    /// Every dataset under `parent` (children only) that belongs to a tree.
-    fn tree_datasets(&self, parent: &str) -> Result<Vec<TreeDataset>> {
-        let cols = format!("name,{PREFIX}tree,{PREFIX}origin,mountpoint");
-        let out = match self.runner.run_string(&argv![
-            "zfs",
-            "list",
-            "-H",
-            "-p",
-            "-t",
-            "filesystem",
-            "-r",
-            "-d",
-            "1",
-            "-o",
-            cols,
-            parent
-        ]) {
-            Ok(out) => out,
-            Err(e) if e.stderr.contains("does not exist") => return Ok(Vec::new()),
-            Err(e) => return Err(Self::classify(format!("list datasets of {parent}"), e)),
-        };
-        let mut found = Vec::new();
-        for line in out.lines() {
-            let f = fields(line, 4).ok_or_else(|| unexpected(line))?;
-            if f[0] == parent {
-                continue;
-            }
-            let Some(tree) = decode(f[1]).and_then(|t| t.parse::<TreeName>().ok()) else {
-                continue;
-            };
-            found.push(TreeDataset {
-                name: f[0].to_string(),
-                tree,
-                origin: decode(f[2]),
-                mountpoint: PathBuf::from(f[3]),
-            });
-        }
-        Ok(found)
-    }
-
-    fn require_tree(&self, tree: &TreeName) -> Result<TreeDataset> {
-        let name = self.working_ds(tree);
-        let cols = format!("name,{PREFIX}tree,{PREFIX}origin,mountpoint");
-        match self
-            .runner
-            .run_string(&argv!["zfs", "list", "-H", "-p", "-o", cols, &name])
-        {
-            Ok(out) => {
-                let line = out.lines().next().unwrap_or("");
-                let f = fields(line, 4).ok_or_else(|| unexpected(line))?;
-                Ok(TreeDataset {
-                    name,
-                    tree: tree.clone(),
-                    origin: decode(f[2]),
-                    mountpoint: PathBuf::from(f[3]),
-                })
-            }
-            Err(e) if e.stderr.contains("does not exist") => {
-                Err(BackendError::TreeNotFound(tree.clone()))
-            }
-            Err(e) => Err(Self::classify(format!("look up tree '{tree}'"), e)),
-        }
-    }
-
-    /// Every snapshot of the store as `(full name, tree, fields...)` rows.
-    fn snapshot_rows(&self, cols: &[&str]) -> Result<Vec<Vec<String>>> {
-        let mut list = String::from("name");
-        for c in cols {
-            list.push(',');
-            if !c.contains(':') && *c != "used" {
-                list.push_str(PREFIX);
-            }
-            list.push_str(c);
-        }
-        let out = self.zfs(
-            "list snapshots",
-            argv![
-                "list",
-                "-H",
-                "-p",
-                "-t",
-                "snapshot",
-                "-r",
-                "-o",
-                list,
-                &self.dataset
-            ],
-        )?;
-        out.lines()
-            .map(|line| {
-                fields(line, cols.len() + 1)
-                    .map(|f| f.into_iter().map(str::to_string).collect())
-                    .ok_or_else(|| unexpected(line))
-            })
-            .collect()
-    }
-
-    /// The tree a history dataset belongs to: `D/history/<tree>.<stamp>[.N]`.
-    fn history_owner<'a>(&self, dataset: &'a str) -> Option<&'a str> {
-        let name = dataset.strip_prefix(&format!("{}/", self.history_ds()))?;
-        let is_stamp = |p: &str| {
-            p.len() == 16
-                && p.as_bytes()[8] == b'T'
-                && p.ends_with('Z')
-                && p[..8]
-                    .bytes()
-                    .chain(p[9..15].bytes())
-                    .all(|b| b.is_ascii_digit())
-        };
-        let (rest, last) = name.rsplit_once('.')?;
-        if is_stamp(last) {
-            return Some(rest);
-        }
-        let (tree, stamp) = rest.rsplit_once('.')?;
-        (last.bytes().all(|b| b.is_ascii_digit()) && is_stamp(stamp)).then_some(tree)
-    }
-
-    /// The mounted datasets holding `tree`'s snapshots (working one first), read
-    /// from the mount table; `None` when the working dataset is not mounted.
-    fn mounted_tree(&self, tree: &TreeName) -> Option<Vec<(String, PathBuf)>> {
-        let mut mounts = zfs_mounts();
-        let working = self.working_ds(tree);
-        let mp = mounts.remove(&working)?;
-        let mut out = vec![(working, mp)];
-        out.extend(
-            mounts
-                .into_iter()
-                .filter(|(ds, _)| self.history_owner(ds) == Some(tree.as_str())),
-        );
-        Some(out)
-    }
-
-    /// Finds `tree@id` wherever rollbacks moved it.
-    fn locate(&self, tree: &TreeName, id: &SnapshotId) -> Result<Located> {
-        // Fast path: the snapshot's name under .zfs/snapshot of a mounted dataset
-        // (lstat does not trigger its automount).
-        if let Some(datasets) = self.mounted_tree(tree) {
-            for (ds, mp) in datasets {
-                let entry = mp.join(".zfs").join("snapshot").join(id.as_str());
-                if fs::symlink_metadata(&entry).is_ok() {
-                    return Ok(Located {
-                        name: format!("{ds}@{id}"),
-                        dataset_mountpoint: mp,
-                    });
-                }
-            }
-        }
-        let working = self.require_tree(tree)?;
-        for row in self.snapshot_rows(&["tree"])? {
-            let Some((dataset, snap)) = row[0].split_once('@') else {
-                continue;
-            };
-            if snap != id.as_str() || decode(&row[1]).as_deref() != Some(tree.as_str()) {
-                continue;
-            }
-            let dataset_mountpoint = if dataset == working.name {
-                working.mountpoint.clone()
-            } else {
-                self.mountpoint_of(dataset)?
-            };
-            return Ok(Located {
-                name: row[0].clone(),
-                dataset_mountpoint,
-            });
-        }
-        Err(BackendError::SnapshotNotFound(tree.clone(), id.clone()))
-    }
-
-    fn mountpoint_of(&self, dataset: &str) -> Result<PathBuf> {
-        let out = self.zfs(
-            format!("read the mountpoint of {dataset}"),
-            argv!["get", "-H", "-p", "-o", "value", "mountpoint", dataset],
-        )?;
-        Ok(PathBuf::from(out.trim()))
-    }
-
-    /// Finishes or undoes a rollback interrupted between its steps. The swap
-    /// dataset is either a fresh clone not yet swapped in (the working tree is
-    /// still there: drop the clone; it has no snapshots of its own) or the new
-    /// working tree whose rename did not happen (no working tree: finish it).
-    fn clear_swap(&self, tree: &TreeName) -> Result<bool> {
-        let swap = self.swap_ds(tree);
-        if !self.exists(&swap)? {
-            return Ok(false);
-        }
-        let working = self.working_ds(tree);
-        if self.exists(&working)? {
-            // No -r: should the swap hold snapshots after all, this fails
-            // rather than destroying them.
-            self.zfs(
-                format!("clean up an interrupted rollback of '{tree}'"),
-                argv!["destroy", &swap],
-            )?;
-        } else {
-            self.zfs(
-                format!("finish an interrupted rollback of '{tree}'"),
-                argv!["rename", &swap, &working],
-            )?;
-            self.promote(&working);
-        }
-        Ok(true)
-    }
-
-    /// Promotes a rollback's clone so the history dataset it came from can be
-    /// destroyed once its snapshots are. Failure costs only that, so it is logged.
-    fn promote(&self, dataset: &str) {
-        if let Err(e) = self.runner.run(&argv!["zfs", "promote", dataset]) {
-            log::warn!("zfs promote {dataset} failed (the rollback itself succeeded): {e}");
-        }
-    }
-
-    /// Destroys a history dataset left without snapshots, so rollbacks do not
-    /// leave empty datasets behind. Anything still depending on it keeps it.
-    fn collect_history(&self, dataset: &str) {
-        if !dataset.starts_with(&format!("{}/", self.history_ds())) {
-            return;
-        }
-        let snaps = self.runner.run_string(&argv![
-            "zfs", "list", "-H", "-t", "snapshot", "-d", "1", "-o", "name", dataset
-        ]);
-        if matches!(snaps, Ok(ref s) if s.trim().is_empty()) {
-            if let Err(e) = self.runner.run(&argv!["zfs", "destroy", dataset]) {
-                log::info!("keeping {dataset}: {e}");
-            }
-        }
-    }
-
-    /// Names the sidus snapshots that keep `snapshot` alive: those held by the
-    /// datasets cloned from it. Falls back to `err` when there are none to name.
-    fn explain_dependents(
-        &self,
-        snapshot: &str,
-        action: String,
-        err: BackendError,
-    ) -> BackendError {
-        let Ok(clones) = self.runner.run_string(&argv![
-            "zfs", "get", "-H", "-p", "-o", "value", "clones", snapshot
-        ]) else {
-            return err;
-        };
-        let clones: Vec<&str> = clones
-            .trim()
-            .split(',')
-            .filter(|c| !c.is_empty() && *c != "-")
-            .collect();
-        let Ok(rows) = self.snapshot_rows(&["tree"]) else {
-            return err;
-        };
-        let mut names = Vec::new();
-        for row in &rows {
-            if let (Some((ds, id)), Some(tree)) = (row[0].split_once('@'), decode(&row[1])) {
-                if clones.contains(&ds) {
-                    names.push(format!("{tree}@{id}"));
-                }
-            }
-        }
-        for ds in &clones {
-            if ds.starts_with(&format!("{}/", self.trees_ds())) {
-                names.push(format!("tree {}", ds.rsplit('/').next().unwrap_or(ds)));
-            }
-        }
-        if names.is_empty() {
-            return err;
-        }
-        BackendError::InUse {
-            what: action,
-            by: format!(
-                "on ZFS these are stored as a clone of it: {}; delete them first",
-                names.join(", ")
-            ),
-        }
-    }
-
-    /// A history dataset name for `tree` that is not taken yet.
-    fn history_name(&self, tree: &TreeName) -> Result<String> {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-        let base = format!("{}/{tree}.{stamp}", self.history_ds());
-        let mut name = base.clone();
-        let mut n = 1;
-        while self.exists(&name)? {
-            name = format!("{base}.{n}");
-            n += 1;
-        }
-        Ok(name)
+            .map_err(|e| errors::classify(action.into(), e))
     }
 }
 
-fn unexpected(line: &str) -> BackendError {
-    BackendError::UnexpectedOutput {
-        tool: "zfs list".into(),
-        detail: format!("row {line:?}"),
+/// A failed libzfs_core call on `name`, as a typed error.
+fn lzc_error(action: String, name: &str, e: lzc::Failed) -> BackendError {
+    match e {
+        lzc::Failed::Errno(errno) => errors::classify_errno(action, name, errno),
+        lzc::Failed::Nul => BackendError::Io {
+            action,
+            path: name.into(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        },
     }
-}
-
-fn parse_origin(text: &str) -> Option<Origin> {
-    let (tree, id) = text.split_once('@')?;
-    Some(Origin {
-        tree: tree.parse().ok()?,
-        id: id.parse().ok()?,
-    })
 }
 
 impl Backend for Zfs {
     fn recover(&self, tree: &TreeName) -> Result<Vec<String>> {
-        Ok(if self.clear_swap(tree)? {
+        let mut done = if self.clear_swap(tree)? {
             vec![format!(
                 "finished or cleaned up an interrupted rollback of '{tree}'"
             )]
         } else {
             vec![]
-        })
+        };
+        done.extend(self.collect_emptied_history(tree)?);
+        Ok(done)
     }
 
     fn kind(&self) -> &'static str {
@@ -465,90 +155,16 @@ impl Backend for Zfs {
         }
     }
 
-    fn init_store(&self) -> Result<()> {
-        if !self.exists(&self.dataset)? {
-            let mut mp = OsString::from("mountpoint=");
-            mp.push(&self.mountpoint);
-            self.zfs(
-                format!("create the store dataset {}", self.dataset),
-                argv!["create", "-p", "-o", mp, &self.dataset],
-            )?;
-        }
-        self.open()?;
-        for child in [
-            self.trees_ds(),
-            self.history_ds(),
-            format!("{}/swap", self.dataset),
-        ] {
-            if !self.exists(&child)? {
-                self.zfs(format!("create {child}"), argv!["create", &child])?;
-            }
-        }
-        let state = self.state_dir();
-        fs::create_dir_all(&state).map_err(|e| BackendError::io("create", &state, e))
+    fn leftovers(&self) -> Result<Vec<crate::Leftover>> {
+        self.find_leftovers()
+    }
+
+    fn init_store(&self, _opts: &InitOptions) -> Result<()> {
+        self.create_store()
     }
 
     fn open(&self) -> Result<()> {
-        if zfs_mounts().get(&self.dataset) == Some(&self.mountpoint) {
-            return Ok(());
-        }
-        let out = match self.runner.run_string(&argv![
-            "zfs",
-            "list",
-            "-H",
-            "-p",
-            "-o",
-            "mountpoint,mounted",
-            &self.dataset
-        ]) {
-            Ok(out) => out,
-            Err(e) if e.stderr.contains("does not exist") => {
-                return Err(BackendError::StoreUnavailable(format!(
-                    "ZFS dataset {} does not exist (run `sidus init --backend zfs --dataset {}`)",
-                    self.dataset, self.dataset
-                )))
-            }
-            Err(e) => {
-                return Err(
-                    match Self::classify(format!("open store {}", self.dataset), e) {
-                        BackendError::StoreUnavailable(m) => BackendError::StoreUnavailable(m),
-                        other => BackendError::StoreUnavailable(other.to_string()),
-                    },
-                )
-            }
-        };
-        let f = fields(out.trim_end(), 2).ok_or_else(|| unexpected(&out))?;
-        if Path::new(f[0]) != self.mountpoint {
-            return Err(BackendError::StoreUnavailable(format!(
-                "ZFS dataset {} is mounted at {}, but the config says {}",
-                self.dataset,
-                f[0],
-                self.mountpoint.display()
-            )));
-        }
-        if f[1] != "yes" {
-            // After an import without automount: mount the store and every
-            // dataset below it that should be.
-            let out = self.zfs(
-                format!("list datasets of {}", self.dataset),
-                argv![
-                    "list",
-                    "-H",
-                    "-o",
-                    "name,canmount,mounted",
-                    "-t",
-                    "filesystem",
-                    "-r",
-                    &self.dataset
-                ],
-            )?;
-            for line in out.lines() {
-                if let Some([name, "on", "no"]) = fields(line, 3).as_deref() {
-                    self.zfs(format!("mount {name}"), argv!["mount", *name])?;
-                }
-            }
-        }
-        Ok(())
+        self.open_store()
     }
 
     fn state_dir(&self) -> PathBuf {
@@ -571,50 +187,17 @@ impl Backend for Zfs {
     }
 
     fn list_snapshots(&self, tree: Option<&TreeName>) -> Result<Vec<Snapshot>> {
-        if let Some(t) = tree {
-            if !zfs_mounts().contains_key(&self.working_ds(t)) {
-                self.require_tree(t)?;
-            }
-        }
-        let mut out = Vec::new();
-        for row in self.snapshot_rows(&SNAPSHOT_PROPS)? {
-            let Some((_, id)) = row[0].split_once('@') else {
-                continue;
-            };
-            let Some(owner) = decode(&row[1]).and_then(|t| t.parse::<TreeName>().ok()) else {
-                continue;
-            };
-            if tree.is_some_and(|t| *t != owner) {
-                continue;
-            }
-            // Snapshots made by hand with a name that is no sidus ID are not ours.
-            let Ok(id) = id.parse::<SnapshotId>() else {
-                continue;
-            };
-            let values: BTreeMap<&str, String> = SNAPSHOT_PROPS
-                .iter()
-                .zip(&row[1..])
-                .filter_map(|(k, v)| decode(v).map(|v| (*k, v)))
-                .collect();
-            let snap = Snapshot::from_properties(owner, id, |k| values.get(k).map(String::as_str))
-                .map_err(|detail| BackendError::UnexpectedOutput {
-                    tool: "zfs".into(),
-                    detail: format!("{}: {detail}", row[0]),
-                })?;
-            out.push(snap);
-        }
-        out.sort_by(|a, b| a.tree.cmp(&b.tree).then(a.id.cmp(&b.id)));
-        Ok(out)
+        self.snapshots(tree)
     }
 
     fn create_tree(&self, tree: &TreeName) -> Result<PathBuf> {
         let name = self.working_ds(tree);
         if self.exists(&name)? {
-            return Err(BackendError::TreeExists(tree.clone()));
+            return Err(BackendError::tree_exists(tree));
         }
         self.zfs(
             format!("create tree '{tree}'"),
-            argv!["create", "-o", Self::prop("tree", tree.as_str()), &name],
+            argv!["create", "-o", prop("tree", tree.as_str()), &name],
         )?;
         Ok(self.require_tree(tree)?.mountpoint)
     }
@@ -656,6 +239,14 @@ impl Backend for Zfs {
         }
     }
 
+    fn tree_exists(&self, tree: &TreeName) -> Result<bool> {
+        // Working datasets are mounted while the store is open.
+        if zfs_mounts().contains_key(&self.working_ds(tree)) {
+            return Ok(true);
+        }
+        self.exists(&self.working_ds(tree))
+    }
+
     fn tree_path(&self, tree: &TreeName) -> Result<PathBuf> {
         match zfs_mounts().remove(&self.working_ds(tree)) {
             Some(mp) => Ok(mp),
@@ -664,50 +255,46 @@ impl Backend for Zfs {
     }
 
     fn snapshot_ids(&self, tree: &TreeName) -> Result<Vec<SnapshotId>> {
-        let Some(datasets) = self.mounted_tree(tree) else {
-            return Ok(self
-                .list_snapshots(Some(tree))?
+        match self.mounted_snapshot_ids(tree)? {
+            Some(ids) => Ok(ids),
+            None => Ok(self
+                .snapshots(Some(tree))?
                 .into_iter()
                 .map(|s| s.id)
-                .collect());
-        };
-        let mut ids = Vec::new();
-        for (_, mp) in datasets {
-            let dir = mp.join(".zfs").join("snapshot");
-            let entries = fs::read_dir(&dir).map_err(|e| BackendError::io("read", &dir, e))?;
-            for entry in entries {
-                let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
-                if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
-                    ids.push(id);
-                }
-            }
+                .collect()),
         }
-        Ok(ids)
     }
 
     fn snapshot(&self, snap: &Snapshot) -> Result<()> {
-        let working = self.working_ds(&snap.tree);
-        let mut args = argv!["snapshot", "-o", Self::prop("tree", snap.tree.as_str())];
-        for (key, value) in snap.properties() {
-            args.push("-o".into());
-            args.push(Self::prop(key, &value));
-        }
-        args.push(format!("{working}@{}", snap.id).into());
-        match self.zfs(format!("snapshot tree '{}'", snap.tree), args) {
-            Ok(_) => Ok(()),
-            Err(BackendError::Command { source, .. })
-                if source.stderr.contains("dataset does not exist") =>
-            {
-                Err(BackendError::TreeNotFound(snap.tree.clone()))
+        // One call carrying the metadata, and no query: ZFS itself says when
+        // the tree is missing or the ID taken.
+        let name = format!("{}@{}", self.working_ds(&snap.tree), snap.id);
+        let action = format!("snapshot tree '{}'", snap.tree);
+        let made = match self.lzc() {
+            Some(lzc) => {
+                let mut props = vec![prop_pair("tree", snap.tree.as_str())];
+                props.extend(snap.properties().into_iter().map(|(k, v)| prop_pair(k, &v)));
+                log::debug!("lzc_snapshot {name}");
+                lzc.snapshot(&name, &props)
+                    .map_err(|e| lzc_error(action, &name, e))
             }
-            Err(BackendError::Command { action, source })
-                if source.stderr.contains("dataset already exists") =>
-            {
-                Err(BackendError::InUse {
-                    what: format!("snapshot ID {}", snap.id),
-                    by: format!("an existing snapshot ({action}: {})", source.reason()),
-                })
+            None => {
+                let mut args = argv!["snapshot", "-o", prop("tree", snap.tree.as_str())];
+                for (key, value) in snap.properties() {
+                    args.push("-o".into());
+                    args.push(prop(key, &value));
+                }
+                args.push(name.into());
+                self.zfs(action, args).map(drop)
             }
+        };
+        match made {
+            Ok(()) => Ok(()),
+            Err(BackendError::NotFound(_)) => Err(BackendError::tree_not_found(&snap.tree)),
+            Err(BackendError::Exists(_)) => Err(BackendError::Exists(Object::Snapshot(
+                snap.tree.clone(),
+                snap.id.clone(),
+            ))),
             Err(e) => Err(e),
         }
     }
@@ -721,9 +308,7 @@ impl Backend for Zfs {
                 e => e,
             });
         }
-        if let Some((dataset, _)) = found.name.split_once('@') {
-            self.collect_history(dataset);
-        }
+        self.collect_history(found.dataset());
         Ok(())
     }
 
@@ -740,57 +325,44 @@ impl Backend for Zfs {
     fn clone_tree(&self, tree: &TreeName, id: &SnapshotId, new: &TreeName) -> Result<PathBuf> {
         let found = self.locate(tree, id)?;
         let target = self.working_ds(new);
-        let made = self.zfs(
-            format!("clone {tree}@{id} to '{new}'"),
-            argv![
-                "clone",
-                "-o",
-                Self::prop("tree", new.as_str()),
-                "-o",
-                Self::prop("origin", &format!("{tree}@{id}")),
-                &found.name,
-                &target
-            ],
-        );
-        match made {
-            Err(BackendError::Command { source, .. })
-                if source.stderr.contains("dataset already exists") =>
-            {
-                Err(BackendError::TreeExists(new.clone()))
+        let action = format!("clone {tree}@{id} to '{new}'");
+        let origin = format!("{tree}@{id}");
+        let made = match self.lzc() {
+            Some(lzc) => {
+                let props = [
+                    prop_pair("tree", new.as_str()),
+                    prop_pair("origin", &origin),
+                ];
+                log::debug!("lzc_clone {} {target}", found.name);
+                lzc.clone(&target, &found.name, &props)
+                    .map_err(|e| lzc_error(action.clone(), &target, e))
+                    .and_then(|()| self.mount_new(&target, new, &action))
             }
+            None => self
+                .zfs(
+                    &action,
+                    argv![
+                        "clone",
+                        "-o",
+                        prop("tree", new.as_str()),
+                        "-o",
+                        prop("origin", &origin),
+                        &found.name,
+                        &target
+                    ],
+                )
+                .map(drop),
+        };
+        match made {
+            Err(BackendError::Exists(_)) => Err(BackendError::tree_exists(new)),
+            Err(BackendError::NotFound(_)) => Err(BackendError::snapshot_not_found(tree, id)),
             Err(e) => Err(e),
-            Ok(_) => self.tree_path(new),
+            Ok(()) => self.tree_path(new),
         }
     }
 
     fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
-        self.clear_swap(tree)?;
-        let working = self.require_tree(tree)?;
-        let found = self.locate(tree, id)?;
-        let swap = self.swap_ds(tree);
-        let mut args = argv!["clone", "-o", Self::prop("tree", tree.as_str())];
-        if let Some(origin) = &working.origin {
-            // A clone of another tree stays one after its rollback.
-            args.extend(argv!["-o", Self::prop("origin", origin)]);
-        }
-        args.extend(argv![&found.name, &swap]);
-        self.zfs(format!("copy {tree}@{id} for rollback"), args)?;
-        let history = self.history_name(tree)?;
-        if let Err(e) = self.zfs(
-            format!("move the replaced working tree of '{tree}' aside"),
-            argv!["rename", &working.name, &history],
-        ) {
-            let _ = self.runner.run(&argv!["zfs", "destroy", &swap]);
-            return Err(e);
-        }
-        // From here a crash leaves no working dataset but a swap one, which
-        // clear_swap renames into place.
-        self.zfs(
-            format!("swap in the rollback copy of '{tree}'"),
-            argv!["rename", &swap, &working.name],
-        )?;
-        self.promote(&working.name);
-        Ok(())
+        self.swap_in_copy(tree, id)
     }
 
     fn replication(&self) -> Option<&dyn crate::Replication> {
@@ -803,79 +375,41 @@ impl Backend for Zfs {
 
     fn hold(&self, tree: &TreeName, id: &SnapshotId, tag: &str) -> Result<()> {
         let found = self.locate(tree, id)?;
-        match self.runner.run(&argv!["zfs", "hold", tag, &found.name]) {
-            Ok(_) => Ok(()),
-            Err(e) if e.stderr.contains("tag already exists") => Ok(()),
-            Err(e) => Err(Self::classify(format!("hold {tree}@{id}"), e)),
+        match self.zfs(format!("hold {tree}@{id}"), argv!["hold", tag, &found.name]) {
+            // The tag is there already.
+            Ok(_) | Err(BackendError::Exists(_)) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
     fn release(&self, tree: &TreeName, id: &SnapshotId, tag: &str) -> Result<()> {
         let found = self.locate(tree, id)?;
-        match self.runner.run(&argv!["zfs", "release", tag, &found.name]) {
-            Ok(_) => Ok(()),
-            Err(e) if e.stderr.contains("no such tag") => Ok(()),
-            Err(e) => Err(Self::classify(format!("release {tree}@{id}"), e)),
+        match self.zfs(
+            format!("release {tree}@{id}"),
+            argv!["release", tag, &found.name],
+        ) {
+            // No such tag (or the snapshot went since it was located).
+            Ok(_) | Err(BackendError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
         }
+    }
+
+    fn changed_paths(&self, from: DiffSide<'_>, to: DiffSide<'_>) -> Result<Vec<ChangedPath>> {
+        self.diff(from, to)
     }
 
     fn serve(&self, tree: &TreeName, id: &SnapshotId, target: &Path) -> Result<()> {
         // A mount of its own, not a bind of the .zfs automount, which ZFS
         // unmounts when it expires or when the dataset is renamed.
         let found = self.locate(tree, id)?;
-        self.runner
-            .run(&argv![
-                "mount",
-                "-t",
-                "zfs",
-                "-o",
-                "ro",
-                &found.name,
-                target
-            ])
-            .map(drop)
-            .map_err(|e| {
-                BackendError::command(format!("serve {tree}@{id} at {}", target.display()), e)
-            })
+        crate::mount::run(
+            &self.runner,
+            argv!["mount", "-t", "zfs", "-o", "ro", &found.name, target],
+            &format!("serve {tree}@{id} at {}", target.display()),
+        )
     }
 
     fn snapshot_space(&self, tree: &TreeName) -> Result<BTreeMap<SnapshotId, u64>> {
-        self.require_tree(tree)?;
-        let mut out = BTreeMap::new();
-        for row in self.snapshot_rows(&["tree", "used"])? {
-            if decode(&row[1]).as_deref() != Some(tree.as_str()) {
-                continue;
-            }
-            let (Some(id), Ok(used)) = (
-                row[0].split_once('@').and_then(|(_, i)| i.parse().ok()),
-                row[2].parse::<u64>(),
-            ) else {
-                continue;
-            };
-            out.insert(id, used);
-        }
-        Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn history_datasets_name_their_tree() {
-        let z = Zfs::new("tank/sidus".into(), "/m".into(), Runner::new());
-        let owner = |ds: &str| z.history_owner(ds).map(str::to_string);
-        assert_eq!(
-            owner("tank/sidus/history/lab.20261125T101500Z").as_deref(),
-            Some("lab")
-        );
-        assert_eq!(
-            owner("tank/sidus/history/a.b.20261125T101500Z.3").as_deref(),
-            Some("a.b")
-        );
-        assert_eq!(owner("tank/sidus/history/lab.2026"), None);
-        assert_eq!(owner("tank/sidus/trees/lab.20261125T101500Z"), None);
-        assert_eq!(owner("tank/other/history/lab.20261125T101500Z"), None);
+        self.used_by_snapshots(tree)
     }
 }

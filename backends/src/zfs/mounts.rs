@@ -2,8 +2,46 @@
 //! file costs microseconds where a `zfs list` costs a process and a pool
 //! walk, so the hot paths (snapshot, path, clone) ask here first.
 
+use super::Zfs;
+use crate::TreeName;
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+impl Zfs {
+    /// The mounted datasets holding `tree`'s snapshots (working one first), read
+    /// from the mount table; `None` when the working dataset is not mounted.
+    pub(super) fn mounted_tree(&self, tree: &TreeName) -> Option<Vec<(String, PathBuf)>> {
+        let mut mounts = zfs_mounts();
+        let working = self.working_ds(tree);
+        let mp = mounts.remove(&working)?;
+        let mut out = vec![(working, mp)];
+        out.extend(
+            mounts
+                .into_iter()
+                .filter(|(ds, _)| self.history_owner(ds) == Some(tree.as_str())),
+        );
+        Some(out)
+    }
+}
+
+/// Mounts `dataset` at `target` (created if missing) as `zfs mount` does on
+/// Linux (libzfs `do_mount`, OpenZFS 2.1): `mount(2)` of type `zfs` with
+/// `zfsutil` (a mount by the ZFS tools, not by fstab) and `mntpoint=`, which
+/// the kernel keeps to find where `.zfs/snapshot` automounts go.
+pub(crate) fn mount_dataset(dataset: &str, target: &std::path::Path) -> crate::Result<()> {
+    use crate::BackendError;
+    std::fs::create_dir_all(target).map_err(|e| BackendError::io("create", target, e))?;
+    let data = format!("zfsutil,mntpoint={}", target.display());
+    log::debug!("mount -t zfs -o {data} {dataset} {}", target.display());
+    nix::mount::mount(
+        Some(dataset),
+        target,
+        Some("zfs"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| BackendError::io(&format!("mount {dataset} at"), target, e.into()))
+}
 
 /// Mounted ZFS file systems: dataset name to mountpoint (the first mount seen).
 pub(crate) fn zfs_mounts() -> HashMap<String, PathBuf> {

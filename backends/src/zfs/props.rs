@@ -6,8 +6,34 @@
 //! return as `%09`, `%0A`, `%0D`, and a value that is exactly `-` as `%2D`.
 //! ZFS caps a user property value at 8 KiB; free text is cut well below that.
 
+use crate::BackendError;
+use std::ffi::OsString;
+
 /// Prefix of every user property sidus sets (ZFS requires a `:` in the name).
 pub(crate) const PREFIX: &str = "sidus:";
+
+/// Snapshot properties read back by one `zfs list`, in column order after `name`.
+pub(crate) const SNAPSHOT_PROPS: [&str; 9] = [
+    "tree", "created", "kind", "message", "parent", "user", "command", "pre", "status",
+];
+
+/// `sidus:<key>=<escaped value>`, for a `-o` argument.
+pub(crate) fn prop(key: &str, value: &str) -> OsString {
+    format!("{PREFIX}{key}={}", encode(value)).into()
+}
+
+/// `(sidus:<key>, escaped value)`, for libzfs_core's property lists.
+pub(crate) fn prop_pair(key: &str, value: &str) -> (String, String) {
+    (format!("{PREFIX}{key}"), encode(value))
+}
+
+/// A `zfs list` row that does not have the columns asked for.
+pub(crate) fn unexpected(line: &str) -> BackendError {
+    BackendError::UnexpectedOutput {
+        tool: "zfs list".into(),
+        detail: format!("row {line:?}"),
+    }
+}
 
 /// Longest escaped value stored; longer text is cut and marked.
 pub(crate) const MAX_VALUE: usize = 4000;

@@ -53,16 +53,13 @@ impl Zfs {
         )?;
         self.zfs(
             format!("mark {to} as tree '{tree}'"),
-            argv!["set", Self::prop("tree", tree.as_str()), &to],
+            argv!["set", super::props::prop("tree", tree.as_str()), &to],
         )?;
-        match self.zfs(format!("mount {to}"), argv!["mount", &to]) {
-            Err(BackendError::Command { source, .. })
-                if source.stderr.contains("already mounted") =>
-            {
-                Ok(())
-            }
-            other => other.map(drop),
+        if super::mounts::zfs_mounts().contains_key(&to) {
+            return Ok(());
         }
+        self.zfs(format!("mount {to}"), argv!["mount", &to])
+            .map(drop)
     }
 }
 
@@ -98,10 +95,9 @@ impl Replication for Zfs {
     ) -> Result<Option<u64>> {
         let mut cmd = self.send_command(tree, id, parent)?;
         cmd.splice(2..2, argv!["-n", "-v", "-P"]);
-        let out = self
-            .runner
-            .run_string(&cmd)
-            .map_err(|e| Self::classify(format!("estimate the stream of {tree}@{id}"), e))?;
+        let out = self.runner.run_string(&cmd).map_err(|e| {
+            super::errors::classify(format!("estimate the stream of {tree}@{id}"), e)
+        })?;
         // `-nvP` ends with a parsable `size\tBYTES` line.
         Ok(out.lines().rev().find_map(|l| {
             let (key, value) = l.split_once('\t')?;
@@ -131,7 +127,7 @@ impl Replication for Zfs {
             ]);
         }
         if self.exists(&working)? {
-            return Err(BackendError::TreeExists(tree.clone()));
+            return Err(BackendError::tree_exists(tree));
         }
         let parent_ds = self.recv_parent();
         if !self.exists(&parent_ds)? {
@@ -161,9 +157,9 @@ impl Replication for Zfs {
             self.install_first(tree)?;
         }
         let name = format!("{}@{}", self.working_ds(tree), snap.id);
-        let mut args = argv!["set", Self::prop("tree", tree.as_str())];
+        let mut args = argv!["set", super::props::prop("tree", tree.as_str())];
         for (key, value) in snap.properties() {
-            args.push(Self::prop(key, &value));
+            args.push(super::props::prop(key, &value));
         }
         args.push(name.clone().into());
         self.zfs(format!("set the metadata of {name}"), args)

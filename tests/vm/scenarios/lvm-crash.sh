@@ -1,8 +1,9 @@
 # backends: lvm
 # A rollback swaps LVs by renames (working -> sidus.o.TREE, copy sidus.n.TREE ->
-# working). Here the states a crash can leave are made by hand, and the next
-# sidus command must find the tree whole; a rollback refused because the tree
-# is busy must change nothing.
+# working). sidus is killed at each step of it (SIDUS_FAILPOINT aborts as a
+# crash would): readers still list the tree and change nothing, the next
+# writer finishes the rollback its intent names, and no copy is left. A
+# rollback refused because the tree is busy changes nothing.
 
 content() { cat "$(sidus path t1)/f"; }
 lv_names() { lvs --noheadings -o lv_name "$VG" | tr -d ' ' | sort | tr '\n' ' '; }
@@ -17,29 +18,27 @@ echo B >"$(sidus path t1)/f"
 B=$(sidus snapshot t1 -m B)
 p=$(sidus path t1)
 
-step "cut after the first rename, copy of A present: rolled forward"
-umount "$p"
-lvcreate -q -y -s -k n -p rw -n sidus.n.t1 --addtag sidus_tree=t1 "$VG/sidus.s.t1.$A"
-lvrename -q "$VG" sidus.t.t1 sidus.o.t1
-assert_eq "$(sidus --json list | jq -r '.[].name')" t1 "the tree is listed"
-assert_eq "$(content)" A "working tree is the copy"
-assert_not_contains "$(lv_names)" sidus.o.t1 "old working LV removed"
-assert_not_contains "$(lv_names)" sidus.n.t1 "copy renamed in"
-assert_eq "$(sidus --json snapshots t1 | jq -r '.[].id' | tr '\n' ' ')" "$A $B " "snapshots kept"
-
-step "cut after the first rename, no copy: renamed back"
-umount "$p"
-lvrename -q "$VG" sidus.t.t1 sidus.o.t1
-assert_eq "$(content)" A "working tree is back"
-assert_not_contains "$(lv_names)" sidus.o.t1 "renamed back"
-
-step "copy left by a rollback cut before its renames: cleared by the next rollback"
-lvcreate -q -y -s -k n -p rw -n sidus.n.t1 --addtag sidus_tree=t1 "$VG/sidus.s.t1.$A"
-sidus rollback "t1@$B"
-assert_eq "$(content)" B "rolled back to B"
-assert_not_contains "$(lv_names)" sidus.n.t1 "leftover copy removed"
+for fp in lvm:rollback-after-copy lvm:rollback-after-rename-out; do
+    step "killed at $fp: listed meanwhile, the next writer finishes the rollback"
+    # abort(3): 128 + SIGABRT.
+    expect_fail --rc 134 env SIDUS_FAILPOINT="$fp" sidus rollback "t1@$A"
+    before=$(lv_names)
+    assert_eq "$(sidus --json list | jq -r '.[].name')" t1 "the tree is listed"
+    assert_eq "$(lv_names)" "$before" "a reader changed nothing"
+    next=$(sidus snapshot t1 -m next 2>&1)
+    assert_contains "$next" "interrupted" "the next writer says what it settled"
+    assert_eq "$(content)" A "working tree is the copy of A"
+    assert_not_contains "$(lv_names)" sidus.o.t1 "old working LV removed"
+    assert_not_contains "$(lv_names)" sidus.n.t1 "copy renamed in"
+    ids=$(sidus --json snapshots t1 | jq -r '.[].id' | tr '\n' ' ')
+    assert_contains "$ids" "$A $B " "snapshots kept"
+    doctor_healthy
+    echo B >"$(sidus path t1)/f"
+    B=$(sidus snapshot t1 -m B-again)
+done
 
 step "busy tree: rollback refused, tree unchanged"
+p=$(sidus path t1)
 (cd "$p" && exec sleep 120) &
 busy=$!
 sleep 1

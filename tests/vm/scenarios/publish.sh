@@ -3,7 +3,8 @@
 # exact read-only content; a client mount and an open file survive publishing a
 # newer ID and an nfsd restart + `sidus restore` (stable fsid); unpublish
 # refusals; a tree without a kernel is refused; the node's init-bottom script
-# puts a writable tmpfs overlay on the NFS root. Prints BENCH lines: time from
+# puts a writable tmpfs overlay on the NFS root; an NFSv4.2 client with a file
+# open blocks unpublish and is named. Prints BENCH lines: time from
 # `sidus publish` start to the boot entry in place.
 
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
@@ -98,6 +99,9 @@ exportfs -ua
 rpc.nfsd 0
 umount "/srv/sidus/lab/$A" "/srv/sidus/lab/$B"
 rpc.nfsd 8
+expect_fail --rc 1 sidus doctor
+assert_contains "$EF_OUT" "lab@$A is published but not mounted at /srv/sidus/lab/$A"
+assert_contains "$EF_OUT" "fix: sidus restore"
 out=$(sidus restore --json)
 jq_fields "$out" '.served | length' .exports
 assert_eq "${JQ[0]}" 2
@@ -135,7 +139,19 @@ assert_contains "$EF_ERR" "it is the published snapshot nodes boot"
 expect_fail --rc 1 sidus unpublish "lab@$A"
 assert_contains "$EF_ERR" "NFS clients still mount it (127.0.0.1)"
 umount /mnt/a
-sidus unpublish "lab@$A"
+step "unpublish: refused while an NFSv4.2 client has a file open on it, naming the client"
+nfs_mount "/srv/sidus/lab/$A" /mnt/a4 vers=4.2
+exec 4</mnt/a4/etc/motd
+expect_fail --rc 1 sidus unpublish "lab@$A"
+assert_contains "$EF_ERR" "NFS clients still mount it (127.0.0.1 (NFSv4 'Linux NFSv4."
+exec 4<&-
+umount /mnt/a4
+# nfsd drops the client's open state once the client has closed and unmounted.
+for _ in $(seq 1 30); do
+    sidus unpublish "lab@$A" 2>/tmp/unpub_err && break
+    grep -q "NFS clients still mount it" /tmp/unpub_err || fail "unpublish: $(cat /tmp/unpub_err)"
+    sleep 1
+done
 assert_not_contains "$(exportfs -v)" "/srv/sidus/lab/$A"
 assert_contains "$(exportfs -v)" "/srv/sidus/lab/$B"
 [[ ! -e /srv/sidus/lab/$A ]] || fail "mount point of an unpublished ID left behind"
@@ -164,4 +180,5 @@ assert_eq "$(findmnt -n -o FSTYPE /tmp/node)" overlay
 assert_eq "$(findmnt -n -o FSTYPE /tmp/node/media/sidus-ro)" nfs
 umount -R /tmp/node
 
+doctor_healthy
 teardown_store
