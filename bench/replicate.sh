@@ -9,11 +9,13 @@
 # replicated incrementally by sidus and by the raw pipe, alternately. Prints
 # the mean of each, the ratio (target: within 1.3x) and the full replication
 # for comparison (incremental time must follow the change, not the tree).
-# Usage: bench/replicate.sh [SIZE_MB [RUNS]]
+# PERCENT (default 1) changes the share of files rewritten per round.
+# Usage: bench/replicate.sh [SIZE_MB [RUNS [PERCENT]]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1024}
 runs=${2:-5}
+percent=${3:-1}
 cargo build --release --quiet
 S=${CARGO_TARGET_DIR:-$PWD/target}/release/sidus
 work=$(mktemp -d /var/tmp/sidus-bench-replicate.XXXXXX)
@@ -52,7 +54,7 @@ full_sid=$(((t1 - t0) / 1000)) full_raw=$(((t2 - t1) / 1000))
 
 fmt() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
-changed=$((size_mb / 100))
+changed=$((size_mb * percent / 100))
 sid=0 rawt=0
 for ((r = 0; r < runs; r++)); do
     # 1% of the files get new content (a new random chunk each round).
@@ -78,7 +80,7 @@ sid=$((sid / runs / 1000)) rawt=$((rawt / runs / 1000))
 # The replica has what the primary has.
 [[ $(A snapshots t --json | md5sum) == $($S --config "$work/b.toml" snapshots t --json | md5sum) ]] ||
     { echo "replica differs from the primary" >&2; exit 1; }
-printf 'tree %d MiB, %d MiB (1%%) changed per round, %d rounds\n' "$size_mb" "$changed" "$runs"
+printf 'tree %d MiB, %d MiB (%d%%) changed per round, %d rounds\n' "$size_mb" "$changed" "$percent" "$runs"
 printf '%-34s %12s   raw btrfs send -p | btrfs receive %12s   %s\n' \
     "sidus replicate (incremental)" "$(fmt $sid)" "$(fmt $rawt)" "$(ratio $sid $rawt)"
 printf '%-34s %12s   raw btrfs send | btrfs receive    %12s   %s\n' \
