@@ -300,3 +300,45 @@ fn root_btrfs_replica_archive_stream_checks_and_survives_a_kill() {
     assert_eq!(out[0]["verified"], 1, "{out}");
     assert_same(&a, &b);
 }
+
+/// Adds a `[publish]` section serving under the store's temp dir, without nfsd.
+fn publish_here(s: &TestStore) -> std::path::PathBuf {
+    let d = s.dir.path();
+    let exports = d.join("exports");
+    let mut cfg = std::fs::read_to_string(&s.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[publish]\nroot = \"{}\"\nboot_root = \"{}\"\nexports_file = \"{}\"\nserver = \"192.0.2.1\"\nclients = [\"127.0.0.1\"]\napply_exports = false\n",
+        d.join("srv").display(),
+        d.join("tftp").display(),
+        exports.display()
+    ));
+    std::fs::write(&s.config, cfg).unwrap();
+    exports
+}
+
+#[test]
+fn root_btrfs_replica_publishes_the_same_id_with_the_same_fsid() {
+    require_root_btrfs!();
+    let (a, b) = pair(&[]);
+    let root = a.path("lab");
+    std::fs::create_dir_all(root.join("boot")).unwrap();
+    std::fs::write(root.join("boot/vmlinuz-6.1.0-test"), "KERNEL").unwrap();
+    std::fs::write(root.join("boot/initrd.img-6.1.0-test"), "INITRD").unwrap();
+    let id = a.snapshot("lab", "bootable");
+    a.sidus(&["replicate", "lab"]).ok();
+    let (ea, eb) = (publish_here(&a), publish_here(&b));
+    let target = format!("lab@{id}");
+    a.sidus(&["publish", &target]).ok();
+    b.sidus(&["publish", &target]).ok();
+    let fsid = |p: &Path| {
+        let text = std::fs::read_to_string(p).unwrap();
+        let at = text
+            .find("fsid=")
+            .unwrap_or_else(|| panic!("no fsid in {text}"));
+        text[at..].split([',', ')']).next().unwrap().to_string()
+    };
+    assert_eq!(fsid(&ea), fsid(&eb));
+    for s in [&a, &b] {
+        s.sidus(&["unpublish", &target, "--force"]).ok();
+    }
+}
