@@ -216,6 +216,11 @@ pub struct PublishArgs {
     /// the journal records which. See [publish.allow_secrets] for a lasting choice.
     #[arg(long)]
     pub allow_secrets: bool,
+    /// Publish on this remote instead of here (repeatable): its own sidus
+    /// publishes the ID this store resolves REF to, which it must have
+    /// (`sidus replicate` first); the same TREE@ID has the same fsid everywhere.
+    #[arg(long = "on", value_name = "REMOTE")]
+    pub on: Vec<String>,
 }
 
 /// `sidus unpublish`

@@ -317,7 +317,7 @@ fn publish_here(s: &TestStore) -> std::path::PathBuf {
 }
 
 #[test]
-fn root_btrfs_replica_publishes_the_same_id_with_the_same_fsid() {
+fn root_btrfs_replica_publish_on_the_remote_gives_the_same_fsid() {
     require_root_btrfs!();
     let (a, b) = pair(&[]);
     let root = a.path("lab");
@@ -329,7 +329,13 @@ fn root_btrfs_replica_publishes_the_same_id_with_the_same_fsid() {
     let (ea, eb) = (publish_here(&a), publish_here(&b));
     let target = format!("lab@{id}");
     a.sidus(&["publish", &target]).ok();
-    b.sidus(&["publish", &target]).ok();
+    // On the replica, by the primary's `publish --on`: `latest` is resolved here.
+    let out = a.sidus(&["publish", "lab", "--on", "b", "--json"]).json();
+    assert_eq!(out["b"]["id"], id.as_str(), "{out}");
+    assert_eq!(
+        b.sidus(&["status", "--json"]).json()["trees"][0]["current"],
+        id.as_str()
+    );
     let fsid = |p: &Path| {
         let text = std::fs::read_to_string(p).unwrap();
         let at = text
