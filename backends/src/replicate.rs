@@ -25,6 +25,17 @@ pub trait Replication {
         id: &SnapshotId,
         parent: Option<&SnapshotId>,
     ) -> Result<Argv>;
+    /// Whether `tree@id` can be sent incrementally from `parent` (ZFS: only
+    /// within one dataset's line, which a rollback breaks: its snapshots
+    /// then go as archives). Without a parent, whether it can be sent whole.
+    fn can_send(
+        &self,
+        _tree: &TreeName,
+        _id: &SnapshotId,
+        _parent: Option<&SnapshotId>,
+    ) -> Result<bool> {
+        Ok(true)
+    }
     /// The command whose stdout resumes an interrupted stream from the
     /// receiver's token, where the storage supports it (`zfs send -t`).
     fn resume_command(&self, _token: &str) -> Option<Argv> {

@@ -199,7 +199,18 @@ fn replicate_to(
     };
     let mut parent = plan.common.clone();
     let mut result = Ok(());
+    let mut native = native;
     for (i, snap) in plan.send.iter().enumerate() {
+        if let Some(r) = native {
+            if !r.can_send(tree, &snap.id, parent.as_ref())? {
+                // From here on archives: the replica then has no native base.
+                log::info!(
+                    "{tree}@{}: not sendable natively from {parent:?}; sending archives",
+                    snap.id
+                );
+                native = None;
+            }
+        }
         let resume = there.resume.as_ref().filter(|r| i == 0 && r.id == snap.id);
         let one = send_snapshot(
             store,

@@ -75,7 +75,9 @@ pub fn status(store: &Store, names: &[String], tree: Option<&TreeName>) -> Resul
                 Ok(p) => {
                     r.behind = p.send.len();
                     r.bytes = match (native, p.send.last()) {
-                        (Some(n), Some(newest)) => {
+                        (Some(n), Some(newest))
+                            if n.can_send(tree, &newest.id, p.common.as_ref())? =>
+                        {
                             n.estimate(tree, &newest.id, p.common.as_ref())?
                         }
                         (_, None) => Some(0),

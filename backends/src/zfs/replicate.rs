@@ -83,6 +83,28 @@ impl Replication for Zfs {
         Ok(cmd)
     }
 
+    fn can_send(
+        &self,
+        tree: &TreeName,
+        id: &SnapshotId,
+        parent: Option<&SnapshotId>,
+    ) -> Result<bool> {
+        // `zfs send -i` goes from an earlier snapshot of the same dataset;
+        // after a rollback the tree's snapshots are spread over its working
+        // and history datasets, and the replica's one dataset cannot follow.
+        let dataset = |n: &SnapshotId| -> Result<String> {
+            let name = self.locate(tree, n)?.name;
+            Ok(name
+                .split_once('@')
+                .map_or(name.clone(), |(d, _)| d.to_string()))
+        };
+        let here = dataset(id)?;
+        Ok(match parent {
+            Some(p) => dataset(p)? == here,
+            None => here == self.working_ds(tree),
+        })
+    }
+
     fn resume_command(&self, token: &str) -> Option<Argv> {
         Some(argv!["zfs", "send", "-t", token])
     }

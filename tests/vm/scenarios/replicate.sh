@@ -3,8 +3,9 @@
 # pool), the replica's sidus reached through `remote add --command`: zfs send
 # -i | zfs recv with IDs, metadata and content intact (checked by manifest
 # root hashes); a receiver killed mid-stream keeps a resumable state that the
-# next replicate resumes with `zfs send -t`; the replica is read-only until
-# promoted.
+# next replicate resumes with `zfs send -t`; after a rollback on the primary
+# (its snapshots then in several datasets) the rest goes as archives; the
+# replica is read-only until promoted.
 
 setup_store
 RCONF=/tmp/sidus-replica.toml
@@ -75,6 +76,19 @@ grep -q 'zfs send -t' "$src/log" || fail "not resumed with zfs send -t: $(cat "$
 assert_eq "$(jq -r '.[0].sent | join(" ")' <<<"$out")" "${ids[5]}" "resumed"
 same
 assert_eq "$(zfs get -H -o value receive_resume_token "$ZPOOL/replica/trees/lab")" - "no partial state left"
+
+step "after a rollback on the primary its snapshots span datasets: the rest goes as archives"
+sidus rollback "lab@${ids[3]}" >/dev/null
+ids+=("$(sidus snapshots lab --json | jq -r '.[-1].id')")   # the safety snapshot
+echo seven >"$w/etc/seven"
+ids+=("$(sidus snapshot lab -m seven)")
+out=$(sidus replicate lab --json)
+assert_eq "$(jq -r '.[0].sent | join(" ")' <<<"$out")" "${ids[6]} ${ids[7]}" "sent after the rollback"
+same
+echo eight >"$w/etc/eight"
+ids+=("$(sidus snapshot lab -m eight)")
+assert_eq "$(sidus replicate lab --json | jq -r '.[0].verified')" 1 "an archive, checked"
+same
 
 step "read-only until promoted"
 expect_fail --rc 1 R snapshot lab
