@@ -348,3 +348,42 @@ fn root_btrfs_replica_publish_on_the_remote_gives_the_same_fsid() {
         s.sidus(&["unpublish", &target, "--force"]).ok();
     }
 }
+
+#[test]
+fn root_btrfs_replica_an_unreachable_remote_is_named_and_the_others_replicated() {
+    require_root_btrfs!();
+    let (a, b) = pair(&[]);
+    a.sidus(&[
+        "remote",
+        "add",
+        "down",
+        "--command",
+        "echo no route to host >&2; exit 255; :",
+    ])
+    .ok();
+    change_and_snapshot(&a, 0, 4096);
+    let err = a.sidus(&["replicate", "lab"]).fails(1);
+    assert!(err.contains("failed to 1 of 2 remotes: down"), "{err}");
+    assert!(err.contains("no route to host"), "{err}");
+    assert_same(&a, &b);
+    // Status says per remote what it knows; an unreachable one is a row with its error.
+    let rows = a.sidus(&["remote", "status", "--json"]).json();
+    let row = |name: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["remote"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("b")["behind"], 0);
+    assert!(
+        row("down")["error"]
+            .as_str()
+            .unwrap()
+            .contains("no route to host"),
+        "{rows}"
+    );
+    let table = a.sidus(&["remote", "status"]).ok();
+    assert!(table.contains("no route to host"), "{table}");
+}
