@@ -4,7 +4,7 @@
 use crate::cli::{PublishArgs, RemoteAddArgs, RemoteCommand, ReplicaCommand, ReplicateArgs};
 use crate::output::{json as print_json, or_dash, table};
 use crate::replica::remotes::{self, Remote, Remotes, Transport};
-use crate::replica::{receive, send, status};
+use crate::replica::{have, promote, receive, send, status};
 use crate::store::Store;
 use anyhow::{bail, Result};
 use sidus_backends::TreeName;
@@ -172,7 +172,7 @@ pub fn replicate(store: &Store, json: bool, a: &ReplicateArgs) -> Result<()> {
 pub fn replica(store: &Store, json: bool, c: &ReplicaCommand) -> Result<()> {
     match c {
         ReplicaCommand::Promote(a) => {
-            let latest = receive::promote(store, &a.tree)?;
+            let latest = promote::promote(store, &a.tree)?;
             if json {
                 print_json(
                     &serde_json::json!({ "tree": a.tree, "promoted": true, "latest": latest }),
@@ -191,7 +191,7 @@ pub fn replica(store: &Store, json: bool, c: &ReplicaCommand) -> Result<()> {
 
 /// `replica-have`: always JSON, the primary reads it.
 pub fn have(store: &Store, trees: &[TreeName]) -> Result<()> {
-    print_json(&receive::have(store, trees)?);
+    print_json(&have::have(store, trees)?);
     Ok(())
 }
 

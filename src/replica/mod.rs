@@ -10,6 +10,8 @@
 //! snapshot as a JSON header line ([`wire::Header`]) and the framed stream
 //! (see [`session`]).
 
+pub mod have;
+pub mod promote;
 pub mod receive;
 pub mod remotes;
 pub mod send;

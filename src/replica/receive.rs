@@ -1,6 +1,5 @@
-//! The receiving side: what a replica has (`replica-have`), taking one
-//! snapshot in (`replica-receive`), the recovery of a receive cut short, and
-//! `replica promote`.
+//! The receiving side: `replica-receive TREE` taking snapshots in, and the
+//! recovery of a receive cut short.
 //!
 //! Order of a receive, under the tree's lock and a `Receive` intent: the
 //! tree is marked a replica (in its state file), the backend gets ready (the
@@ -11,7 +10,7 @@
 //! writer lists the snapshot if it was complete, else removes it (ZFS keeps a
 //! resumable partial state, offered to the sender as a token).
 
-use super::wire::{self, Have, HaveTree, Header, Received, Resume, PROTOCOL};
+use super::wire::{self, Header, Received, PROTOCOL};
 use super::ReplicaOf;
 use crate::manifest::{kept, scan};
 use crate::progress::Progress;
@@ -39,49 +38,8 @@ fn replication(store: &Store) -> Result<&dyn Replication> {
     })
 }
 
-fn tree_exists(store: &Store, tree: &TreeName) -> Result<bool> {
+pub(super) fn tree_exists(store: &Store, tree: &TreeName) -> Result<bool> {
     Ok(store.backend.list_trees()?.iter().any(|t| &t.name == tree))
-}
-
-/// `replica-have TREE...`: what this store has of each tree.
-pub fn have(store: &Store, trees: &[TreeName]) -> Result<Have> {
-    let repl = store.backend.replication();
-    let mut out = Vec::new();
-    for tree in trees {
-        let exists = tree_exists(store, tree)?;
-        let st = TreeState::load(store.state_dir(), tree)?;
-        let mut ids = if exists {
-            store.backend.snapshot_ids(tree)?
-        } else {
-            Vec::new()
-        };
-        ids.sort();
-        // A receive whose sidus died and was not settled yet is as resumable
-        // as a settled one: reading changes nothing, it only reports.
-        let pending = st.intent.as_ref().and_then(|i| match &i.change {
-            Change::Receive { id, .. } => Some(id.clone()),
-            _ => None,
-        });
-        let resumable = st.replica.as_ref().and_then(|r| r.resumable.clone());
-        let resume = match (resumable.or(pending), repl) {
-            (Some(id), Some(r)) => r.resume_token(tree)?.map(|token| Resume { id, token }),
-            _ => None,
-        };
-        out.push(HaveTree {
-            tree: tree.clone(),
-            exists,
-            replica: st.replica.is_some(),
-            format: st.replica.as_ref().and_then(|r| r.format.clone()),
-            ids,
-            resume,
-        });
-    }
-    Ok(Have {
-        protocol: PROTOCOL,
-        backend: store.backend.kind().to_string(),
-        format: repl.map(|r| r.format().to_string()),
-        trees: out,
-    })
 }
 
 /// Reads the header line of a `replica-receive` stream.
@@ -113,7 +71,7 @@ pub fn serve(
     input: &mut impl BufRead,
     out: &mut impl Write,
 ) -> Result<()> {
-    answer(out, &have(store, std::slice::from_ref(tree))?)?;
+    answer(out, &super::have::have(store, std::slice::from_ref(tree))?)?;
     while !input
         .fill_buf()
         .context("read from the primary")?
@@ -435,32 +393,4 @@ pub fn recover(
         format!("removed the half-received {tree}@{id}"),
         vec![],
     ))
-}
-
-/// `replica promote TREE`: the replica becomes a tree of this store, its
-/// working tree the newest snapshot received. Returns that snapshot.
-pub fn promote(store: &Store, tree: &TreeName) -> Result<Option<SnapshotId>> {
-    let _lock = store.write_lock(tree)?;
-    store.journaled("replica promote", Some(tree), || {
-        crate::trees::find_tree(store, tree)?;
-        let mut st = TreeState::load(store.state_dir(), tree)?;
-        let Some(of) = st.replica.clone() else {
-            bail!("tree '{tree}' is not a replica: nothing to promote");
-        };
-        let repl = store.backend.replication();
-        if let (Some(repl), Some(pending)) = (repl, &of.resumable) {
-            repl.abort_receive(tree, pending)?;
-        }
-        let latest = store.backend.snapshot_ids(tree)?.into_iter().max();
-        if let (Some(id), false) = (&latest, repl.is_some_and(|r| r.working_follows())) {
-            store
-                .backend
-                .replace_working(tree, id)
-                .with_context(|| format!("make {tree}@{id} the working tree"))?;
-        }
-        st.replica = None;
-        st.save(store.state_dir(), tree)?;
-        let ids = latest.iter().map(|i| i.to_string()).collect();
-        Ok((latest, ids))
-    })
 }
