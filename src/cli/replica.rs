@@ -56,7 +56,7 @@ pub struct RemoteStatusArgs {
     /// Remotes to ask (default: every one).
     pub names: Vec<String>,
     /// Only this tree (default: every tree that is not itself a replica).
-    #[arg(long)]
+    #[arg(long, value_name = "TREE", add = crate::completion::trees())]
     pub tree: Option<TreeName>,
 }
 
@@ -64,6 +64,7 @@ pub struct RemoteStatusArgs {
 #[derive(Debug, Args)]
 pub struct ReplicateArgs {
     /// The tree.
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
     /// Remote to replicate to (repeatable; default: every remote).
     #[arg(long = "to", value_name = "REMOTE")]
@@ -97,6 +98,7 @@ pub enum ReplicaCommand {
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
     /// The replica tree.
+    #[arg(value_name = "TREE", add = crate::completion::trees())]
     pub tree: TreeName,
 }
 
