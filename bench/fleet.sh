@@ -40,6 +40,7 @@ boot_root = "$work/tftp"
 exports_file = "$work/exports.d/sidus.exports"
 server = "192.0.2.1"
 apply_exports = false
+clients = ["192.0.2.0/24"]
 CFG
 mkdir -p "$work/src/boot" "$work/src/etc"
 head -c 1M /dev/urandom >"$work/src/boot/vmlinuz-6.1.0-26-amd64"

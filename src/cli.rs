@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use sidus_backends::TreeName;
 use std::path::PathBuf;
 
+mod replica;
+pub use replica::*;
+
 /// Version control for the system trees of diskless clusters.
 ///
 /// sidus keeps named system trees (btrfs subvolumes, ZFS datasets or LVM thin
@@ -153,6 +156,27 @@ pub enum Command {
     /// List the failpoints crash tests can make sidus die at (SIDUS_FAILPOINT=NAME).
     #[command(hide = true)]
     Failpoints,
+    /// Other boot servers to replicate trees to: add, list, remove, status.
+    Remote(RemoteArgs),
+    /// Send a remote every snapshot of a tree it lacks, incrementally, with IDs and metadata.
+    ///
+    /// Each remote is asked which snapshots it has; every newer one is sent
+    /// from the one before it (the first from the newest both have) with the
+    /// backend's own stream (btrfs send -p | btrfs receive, zfs send -i | zfs
+    /// recv) and its metadata. The remote lists a snapshot only once it is
+    /// complete and, where this store kept its manifest, its root hash matches.
+    /// An interrupted transfer is removed there (ZFS: resumed with its token)
+    /// by the next command.
+    Replicate(ReplicateArgs),
+    /// Replicas received from another store: promote.
+    Replica(ReplicaArgs),
+    /// What this store has of some trees, as JSON (for `replicate` on a primary).
+    #[command(hide = true)]
+    ReplicaHave(ReplicaHaveArgs),
+    /// Say what this store has of a tree, then receive its snapshots from
+    /// stdin (for `replicate` on a primary).
+    #[command(hide = true)]
+    ReplicaReceive(ReplicaReceiveArgs),
     /// Print the completion script of a shell (bash, zsh, fish).
     ///
     /// The script asks sidus for candidates, so tree names, snapshot IDs and
@@ -192,6 +216,11 @@ pub struct PublishArgs {
     /// the journal records which. See [publish.allow_secrets] for a lasting choice.
     #[arg(long)]
     pub allow_secrets: bool,
+    /// Publish on this remote instead of here (repeatable): its own sidus
+    /// publishes the ID this store resolves REF to, which it must have
+    /// (`sidus replicate` first); the same TREE@ID has the same fsid everywhere.
+    #[arg(long = "on", value_name = "REMOTE")]
+    pub on: Vec<String>,
 }
 
 /// `sidus unpublish`

@@ -19,6 +19,7 @@ mod orchestration_tests;
 pub mod output;
 pub mod progress;
 pub mod publish;
+pub mod replica;
 pub mod sandbox;
 pub mod sbom;
 pub mod state;

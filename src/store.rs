@@ -173,6 +173,9 @@ impl Store {
     /// step (`last_id`: a snapshot ID the change will give, recorded in the
     /// same write). [`Store::journaled`] clears it once the change is journaled.
     pub fn begin(&self, slot: Slot, change: Change, last_id: Option<&SnapshotId>) -> Result<()> {
+        // Every change to a tree begins here: the one place a replica is
+        // kept read-only.
+        crate::replica::refuse_change_to_replica(&self.state_dir, &change)?;
         let action = self
             .action
             .borrow()

@@ -63,6 +63,11 @@ const CASES: &[Case] = &[
     ("node", &["add", "n1"], Some(&["remove", "n1"])),
     ("nodes", &["extra"], Some(&[])),
     ("groups", &["extra"], Some(&[])),
+    ("remote", &["bogus"], Some(&["list"])),
+    ("replicate", &["Bad!"], Some(&["lab"])),
+    ("replica", &["promote", "Bad!"], Some(&["promote", "lab"])),
+    ("replica-have", &["Bad!"], Some(&["lab"])),
+    ("replica-receive", &["Bad!"], Some(&["lab"])),
     ("completions", &["tcsh"], None),
     ("failpoints", &["extra"], None),
 ];

@@ -43,6 +43,8 @@ pub const ALL: &[&str] = &[
     "unpublish:after-entries",
     "unpublish:after-state",
     "restore:after-serve",
+    "receive:mid-stream",
+    "receive:after-stream",
     "publish:group-after-serve",
     "publish:group-after-kernel",
     "publish:group-after-exports",
@@ -76,4 +78,3 @@ pub fn hit(name: &str) {
         std::process::abort();
     }
 }
-

@@ -15,6 +15,7 @@ mod leftover;
 pub mod lvm;
 mod mount;
 mod names;
+pub mod replicate;
 pub mod runner;
 mod snapshot;
 pub mod zfs;
@@ -23,6 +24,7 @@ pub use changes::{ChangedPath, DiffSide, PathChange};
 pub use fsutil::unescape_mountinfo;
 pub use leftover::Leftover;
 pub use names::{Label, NameError, SnapshotId, TreeName};
+pub use replicate::Replication;
 pub use runner::{CommandError, Runner};
 pub use snapshot::{Origin, Snapshot, SnapshotKind, TreeRecord};
 
@@ -342,6 +344,11 @@ pub trait Backend {
     /// (nfsd, a process) still uses the mount.
     fn unserve(&self, tree: &TreeName, id: &SnapshotId, target: &Path) -> Result<()> {
         mount::unmount(target, &format!("snapshot {tree}@{id}"))
+    }
+    /// Its native snapshot streams, for replication to another store of the
+    /// same kind; `None` where it has none (the archive stream is used then).
+    fn replication(&self) -> Option<&dyn Replication> {
+        None
     }
     /// Bytes each snapshot of `tree` holds exclusively, for backends with
     /// [`Capabilities::snapshot_space`]; a snapshot left out is of unknown size

@@ -131,14 +131,10 @@ impl Runner {
             return Ok(out.stdout);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let start = stderr.len().saturating_sub(STDERR_KEEP);
-        let start = (start..stderr.len())
-            .find(|&i| stderr.is_char_boundary(i))
-            .unwrap_or(0);
         let err = CommandError {
             argv: strings,
             status: out.status.code(),
-            stderr: stderr[start..].to_string(),
+            stderr: tail(&stderr).to_string(),
             spawn_error: None,
         };
         log::debug!("failed: {err}");
@@ -167,6 +163,99 @@ impl Runner {
             status: Some(0),
             stderr: format!("unexpected output: {e}"),
             spawn_error: None,
+        })
+    }
+}
+
+/// A program started by [`Runner::spawn`] whose stdin or stdout the caller
+/// streams (a `btrfs send`, a `zfs recv`, a remote sidus); its stderr is kept
+/// (the tail, for the error) by a thread so a chatty tool never blocks.
+pub struct Streaming {
+    argv: Vec<String>,
+    /// The running program; take its piped stdin/stdout.
+    pub child: std::process::Child,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Streaming {
+    /// Waits for the program; a failure carries its argv, status and stderr tail.
+    pub fn finish(mut self) -> Result<(), CommandError> {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().map_err(|e| CommandError {
+            argv: self.argv.clone(),
+            status: None,
+            stderr: e.to_string(),
+            spawn_error: None,
+        })?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        if status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&stderr);
+        let err = CommandError {
+            argv: self.argv,
+            status: status.code(),
+            stderr: tail(&stderr).to_string(),
+            spawn_error: None,
+        };
+        log::debug!("failed: {err}");
+        Err(err)
+    }
+
+    /// The program's argv, for messages.
+    pub fn command_line(&self) -> String {
+        CommandError {
+            argv: self.argv.clone(),
+            status: None,
+            stderr: String::new(),
+            spawn_error: None,
+        }
+        .command_line()
+    }
+}
+
+/// The last [`STDERR_KEEP`] bytes of `stderr`, cut on a char boundary.
+fn tail(stderr: &str) -> &str {
+    let start = stderr.len().saturating_sub(STDERR_KEEP);
+    let start = (start..stderr.len())
+        .find(|&i| stderr.is_char_boundary(i))
+        .unwrap_or(0);
+    &stderr[start..]
+}
+
+impl Runner {
+    /// Starts `argv` with the given stdin and stdout (pipes, files or
+    /// another program's ends), for data streamed through it.
+    pub fn spawn<S: AsRef<OsStr>>(
+        &self,
+        argv: &[S],
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> Result<Streaming, CommandError> {
+        let strings = Self::argv_strings(argv);
+        log::debug!("exec: {}", strings.join(" "));
+        let mut cmd = Self::command(argv);
+        cmd.stdin(stdin).stdout(stdout).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| CommandError {
+            argv: strings.clone(),
+            status: None,
+            stderr: e.to_string(),
+            spawn_error: Some(e.kind()),
+        })?;
+        let mut err = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut err, &mut buf);
+            buf
+        });
+        Ok(Streaming {
+            argv: strings,
+            child,
+            stderr: Some(stderr),
         })
     }
 }

@@ -132,16 +132,29 @@ pub fn import(store: &Store, file: &Path, as_tree: Option<&TreeName>) -> Result<
     }
     let mut archive = tar::Archive::new(stream);
     let mut entries = archive.entries().context("read the archive")?;
-    let mut first = next_member(&mut entries)?;
+    let (root_attrs, c) = read_head(&mut entries)?;
+    let tree = target_tree(store, &c, as_tree)?;
+    let progress = Progress::new(format!("{tree}@{}", c.info.id));
+    progress.phase("importing", c.info.file_bytes);
+    make(store, &tree, &c, |root| {
+        unpack_rest(entries, root, &root_attrs, &c, &progress)
+    })
+}
+
+/// Reads an archive's first members: the root's attributes and what it carries.
+fn read_head<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+) -> Result<(super::tarball::Attrs, Carried)> {
+    let mut first = next_member(entries)?;
     if &*first.path_bytes() != b"./" {
         bail!("not an archive of `sidus export`: its first member is not ./");
     }
     let root_attrs = member_attrs(&mut first)?;
     drop(first);
-    let _meta_dir = next_member(&mut entries)?;
+    let _meta_dir = next_member(entries)?;
     let mut files = Vec::new();
     for name in META_FILES {
-        let mut e = next_member(&mut entries)?;
+        let mut e = next_member(entries)?;
         if *e.path_bytes() != *format!("{META_DIR}/{name}").as_bytes() {
             bail!("not an archive of `sidus export`: {META_DIR}/{name} is not where it belongs");
         }
@@ -149,19 +162,36 @@ pub fn import(store: &Store, file: &Path, as_tree: Option<&TreeName>) -> Result<
         e.read_to_end(&mut data).map_err(truncated)?;
         files.push(data);
     }
-    let c = carried(&files)?;
-    let tree = target_tree(store, &c, as_tree)?;
-    let progress = Progress::new(format!("{tree}@{}", c.info.id));
-    progress.phase("importing", c.info.file_bytes);
-    make(store, &tree, &c, |root| {
-        let mut x = Extractor::new(root, &c.manifest)?;
-        x.root(&root_attrs)?;
-        for e in entries.by_ref() {
-            let mut e = e.map_err(truncated)?;
-            x.member(&mut e, &progress)?;
-        }
-        x.finish()
-    })
+    Ok((root_attrs, carried(&files)?))
+}
+
+/// Unpacks the content members into the empty directory `root`.
+fn unpack_rest<R: Read>(
+    mut entries: tar::Entries<'_, R>,
+    root: &Path,
+    root_attrs: &super::tarball::Attrs,
+    c: &Carried,
+    progress: &Progress,
+) -> Result<()> {
+    let mut x = Extractor::new(root, &c.manifest)?;
+    x.root(root_attrs)?;
+    for e in entries.by_ref() {
+        let mut e = e.map_err(truncated)?;
+        x.member(&mut e, progress)?;
+    }
+    x.finish()
+}
+
+/// Unpacks the tar of `sidus export` read from `input` into the empty
+/// directory `root` (a replica's working tree), returning what it carries;
+/// the caller checks the content against the carried manifest.
+pub fn unpack_into(input: impl Read, root: &Path, progress: &Progress) -> Result<Carried> {
+    let mut archive = tar::Archive::new(input);
+    let mut entries = archive.entries().context("read the archive")?;
+    let (root_attrs, c) = read_head(&mut entries)?;
+    progress.phase("receiving", c.info.file_bytes);
+    unpack_rest(entries, root, &root_attrs, &c, progress)?;
+    Ok(c)
 }
 
 /// The tree to import into: `--as`, or the archive's own name; never an existing one.

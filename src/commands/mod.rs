@@ -9,6 +9,7 @@ mod history;
 mod init;
 mod publish;
 mod read;
+mod replica;
 mod run;
 mod write;
 
@@ -101,6 +102,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(a) => run::run(&store, json, &a),
         Command::Shell(a) => run::shell(&store, json, &a),
         Command::Update(a) => run::update(&store, json, &a),
+        Command::Remote(a) => replica::remote(&store, json, &a.command),
+        Command::Replicate(a) => replica::replicate(&store, json, &a),
+        Command::Replica(a) => replica::replica(&store, json, &a.command),
+        Command::ReplicaHave(a) => replica::have(&store, &a.trees),
+        Command::ReplicaReceive(a) => replica::receive(&store, &a.tree),
     }
 }
 

@@ -46,6 +46,9 @@ pub(super) fn with_secrets(e: anyhow::Error) -> anyhow::Error {
 }
 
 pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
+    if !a.on.is_empty() {
+        return super::replica::publish_on(store, json, a);
+    }
     let start = Instant::now();
     for w in clients_policy::world_warnings(&store.config.publish()) {
         eprintln!("sidus: warning: {w}");

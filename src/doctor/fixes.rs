@@ -83,9 +83,12 @@ pub(super) fn rebuild_tree_state(store: &Store, tree: &TreeName, path: &Path) ->
             .filter_map(|(_, id)| id.parse().ok()),
     );
     let aside = move_aside(path)?;
+    // A replica's mark is lost with the damaged file: the tree is this
+    // store's own again (its primary's `replicate` then says so).
     let state = TreeState {
         last_id: ids.into_iter().max(),
         intent: None,
+        replica: None,
     };
     state.save(store.state_dir(), tree)?;
     journal(

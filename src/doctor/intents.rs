@@ -142,5 +142,9 @@ fn next_step(scan: &Scan, change: &Change) -> String {
         Change::UnpublishGroup { group } => {
             format!("the next publisher finishes sending group '{group}' back to the default entry")
         }
+        Change::Receive { tree, id, .. } => format!(
+            "the next writer of '{tree}' lists the received {tree}@{id} if its stream was whole, else removes it \
+             (ZFS keeps a resumable one for the next replicate)"
+        ),
     }
 }

@@ -133,6 +133,19 @@ pub enum Change {
         /// The group.
         group: TreeName,
     },
+    /// `replica-receive`: one snapshot received from the tree's primary;
+    /// finished if the stream was complete and checked, else removed (a
+    /// stream ZFS can resume is kept for `zfs send -t`).
+    Receive {
+        /// The replica tree.
+        tree: TreeName,
+        /// The snapshot being received.
+        id: SnapshotId,
+        /// It comes as the archive stream (unpacked into the working tree),
+        /// not the backend's own.
+        #[serde(default)]
+        archive: bool,
+    },
 }
 
 impl Change {
@@ -146,7 +159,8 @@ impl Change {
             | Change::Rollback { tree, .. }
             | Change::Publish { tree, .. }
             | Change::PublishGroup { tree, .. }
-            | Change::Unpublish { tree, .. } => vec![tree],
+            | Change::Unpublish { tree, .. }
+            | Change::Receive { tree, .. } => vec![tree],
             Change::Clone { source, new, .. } => vec![source, new],
             Change::Run(r) => vec![&r.tree],
             Change::Restore | Change::Inventory { .. } | Change::UnpublishGroup { .. } => vec![],
@@ -163,6 +177,10 @@ pub struct TreeState {
     /// The change in progress, if any.
     #[serde(default)]
     pub intent: Option<Intent>,
+    /// Set while the tree is a replica of another store's: only `sidus
+    /// replicate` from there changes it, until `sidus replica promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<crate::replica::ReplicaOf>,
 }
 
 /// Where an intent is kept.

@@ -374,6 +374,7 @@ pub fn destroy(store: &Store, tree: &TreeName) -> Result<()> {
     )?;
     store.backend.destroy_tree(tree)?;
     crate::manifest::kept::forget(store.state_dir(), tree, None);
+    crate::replica::forget(store.state_dir(), tree)?;
     failpoint::hit("destroy:after-storage");
     Ok(())
 }

@@ -168,6 +168,7 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
                 Err(e) => return Err(e.into()),
             }
             crate::manifest::kept::forget(store.state_dir(), tree, None);
+            crate::replica::forget(store.state_dir(), tree)?;
             Recovered::Finished(format!("removed what was left of tree '{tree}'"), vec![])
         }
         Change::Rollback {
@@ -211,6 +212,9 @@ fn finish(store: &Store, intent: &Intent) -> Result<Recovered> {
             }
         }
         Change::Run(record) => crate::transaction::recover::finish(store, intent, record)?,
+        Change::Receive { tree, id, archive } => {
+            crate::replica::receive::recover(store, tree, id, *archive)?
+        }
         Change::Publish { .. }
         | Change::Unpublish { .. }
         | Change::Restore

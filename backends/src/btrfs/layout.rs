@@ -72,10 +72,37 @@ impl Btrfs {
     pub(super) fn require_snapshot(&self, tree: &TreeName, id: &SnapshotId) -> Result<PathBuf> {
         self.require_tree(tree)?;
         let path = self.snap_dir(tree, id);
-        if path.is_dir() {
+        if path.is_dir() && !self.receiving(tree, id) {
             Ok(path)
         } else {
             Err(BackendError::snapshot_not_found(tree, id))
         }
     }
+
+    /// The marker of a snapshot being received (see `replicate.rs`): a
+    /// received subvolume cannot be renamed into place from another directory
+    /// once it is read-only, so it is received where it stays, hidden by this.
+    pub(super) fn receive_marker(&self, tree: &TreeName, id: &SnapshotId) -> PathBuf {
+        self.snaps_dir(tree).join(format!(".recv-{id}"))
+    }
+
+    /// Whether `tree@id` is being received, so not listed yet.
+    pub(super) fn receiving(&self, tree: &TreeName, id: &SnapshotId) -> bool {
+        self.receive_marker(tree, id).exists()
+    }
+}
+
+/// The snapshot IDs among a snapshot directory's entry names: those that
+/// parse as IDs and are not being received.
+pub(super) fn listed_ids(names: &[std::ffi::OsString]) -> Vec<SnapshotId> {
+    let receiving: std::collections::HashSet<&str> = names
+        .iter()
+        .filter_map(|n| n.to_str()?.strip_prefix(".recv-"))
+        .collect();
+    names
+        .iter()
+        .filter_map(|n| n.to_str())
+        .filter(|n| !receiving.contains(n))
+        .filter_map(|n| n.parse::<SnapshotId>().ok())
+        .collect()
 }

@@ -49,12 +49,11 @@ impl Btrfs {
             Err(e) => return Err(BackendError::io("read", dir, e)),
         };
         let start = out.len();
-        for entry in entries {
-            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
-            let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.parse::<SnapshotId>().ok()) else {
-                continue;
-            };
+        let names = entries
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| BackendError::io("read", &dir, e))?;
+        for id in super::layout::listed_ids(&names) {
             let meta = self.meta_file(tree, &id);
             // A damaged sidecar (power cut mid-write) must not hide the snapshot.
             let record = read_json::<Snapshot>(&meta).unwrap_or_else(|e| {
@@ -81,18 +80,13 @@ impl Btrfs {
     pub(super) fn ids(&self, tree: &TreeName) -> Result<Vec<SnapshotId>> {
         self.require_tree(tree)?;
         let dir = self.snaps_dir(tree);
-        let entries = fs::read_dir(&dir).map_err(|e| BackendError::io("read", &dir, e))?;
-        let mut ids = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| BackendError::io("read", &dir, e))?;
-            if let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<SnapshotId>().ok())
-            {
-                ids.push(id);
-            }
-        }
-        Ok(ids)
+        let names = fs::read_dir(&dir)
+            .and_then(|entries| {
+                entries
+                    .map(|e| e.map(|e| e.file_name()))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .map_err(|e| BackendError::io("read", &dir, e))?;
+        Ok(super::layout::listed_ids(&names))
     }
 }

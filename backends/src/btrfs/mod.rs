@@ -7,11 +7,13 @@
 //! snapshots/<tree>/<id>        read-only snapshot subvolume
 //! snapshots/<tree>/<id>.json   its metadata
 //! snapshots/<tree>/tree.json   the tree's origin, when it is a clone
+//! snapshots/<tree>/.recv-<id>  marker: <id> is being received, not listed yet
 //! .sidus/                      state kept by the sidus crate (journal, locks)
 //! ```
 //! By concern: [`layout`] (paths), [`errors`] (failures as typed errors),
 //! [`image`] (the loop image), [`list`] (reading the store), [`swap`]
-//! (rollback), [`ioctl`] (snapshots by the kernel call), [`qgroup`] (space).
+//! (rollback), [`ioctl`] (snapshots by the kernel call), [`qgroup`] (space),
+//! [`replicate`] (send and receive).
 
 mod errors;
 mod image;
@@ -20,6 +22,7 @@ mod layout;
 mod leftovers;
 mod list;
 mod qgroup;
+mod replicate;
 mod swap;
 
 use crate::fsutil::{write_json_atomic, write_json_xattr};
@@ -338,6 +341,10 @@ impl Backend for Btrfs {
 
     fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
         self.swap_in_copy(tree, id)
+    }
+
+    fn replication(&self) -> Option<&dyn crate::Replication> {
+        Some(self)
     }
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {

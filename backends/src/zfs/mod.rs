@@ -8,6 +8,7 @@
 //! D/history/<tree>.<t>  a working dataset a rollback replaced; it keeps the
 //!                       snapshots taken after the rollback target
 //! D/swap/<tree>         a rollback's new working dataset while it is swapped in
+//! D/recv/<tree>         a replica's first snapshot while it is received
 //! M/.sidus/             state kept by the sidus crate (journal, locks)
 //! ```
 //! Every dataset and snapshot carries `sidus:tree`, so a tree's snapshots are
@@ -18,7 +19,8 @@
 //! By concern: [`naming`] (dataset names), [`errors`] (ZFS's failures as
 //! typed errors), [`props`] (metadata as user properties), [`query`] (what
 //! the store holds), [`mounts`] (the mount table), [`store`] (init and open),
-//! [`rollback`] (the swap), [`diff`] (`zfs diff`), [`lzc`] (libzfs_core).
+//! [`rollback`] (the swap), [`diff`] (`zfs diff`), [`lzc`] (libzfs_core),
+//! [`replicate`] (send and receive).
 //!
 //! Snapshot, clone and the existence checks call libzfs_core directly when
 //! it can be loaded (see [`lzc`]), and run the `zfs` command otherwise or
@@ -32,6 +34,7 @@ mod mounts;
 mod naming;
 mod props;
 mod query;
+mod replicate;
 mod rollback;
 mod store;
 
@@ -360,6 +363,10 @@ impl Backend for Zfs {
 
     fn replace_working(&self, tree: &TreeName, id: &SnapshotId) -> Result<()> {
         self.swap_in_copy(tree, id)
+    }
+
+    fn replication(&self) -> Option<&dyn crate::Replication> {
+        Some(self)
     }
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {

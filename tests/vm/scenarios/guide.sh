@@ -10,7 +10,8 @@
 # group `vg0` with the thin pool `pool` (on the test disk), and an NFS root
 # /srv/nfsroot. That root is a small stand-in for a Debian tree (dash and its
 # libraries, a kernel file, initramfs-tools' directory and a stub
-# update-initramfs that writes an initrd): netboot.sh boots a real one.
+# update-initramfs that writes an initrd): netboot.sh boots a real one. The
+# replication step's second boot server is a second store on this host.
 
 # The site's names, as the guide spells them (teardown_store uses these).
 ZPOOL=tank
@@ -27,10 +28,10 @@ cleanup() {
     for m in $(findmnt -rn -o TARGET | grep -E '^/(srv/sidus|var/lib/sidus)(/|$)' | sort -r); do
         umount -l "$m"
     done
-    if [[ $SIDUS_TEST_BACKEND == btrfs ]]; then
-        losetup -j /var/lib/sidus/store.img -O NAME -n | xargs -r -n1 losetup -d
-        rm -f /var/lib/sidus/store.img
-    fi
+    for img in /var/lib/sidus/store.img /var/lib/sidus/boot2.img; do
+        losetup -j "$img" -O NAME -n | xargs -r -n1 losetup -d
+        rm -f "$img"
+    done
     rm -f /etc/exports.d/sidus.exports
     exportfs -ra
     rm -rf /etc/sidus
@@ -73,6 +74,19 @@ done
 EOF
 chmod 755 "$root/usr/sbin/update-initramfs"
 echo "compute" >"$root/etc/hostname"
+# The second boot server of the replication step: a second store on this
+# host (ZFS: a dataset beside the first store, so zfs send is used; btrfs
+# and LVM thin: a btrfs loop image, for LVM the archive stream across backends).
+# Made when the guide's own config exists, after its init block.
+second_store() {
+    if [[ $SIDUS_TEST_BACKEND == zfs ]]; then
+        sidus --config /etc/sidus/boot2.toml init --backend zfs --dataset tank/boot2 \
+            --mountpoint /var/lib/sidus/boot2 --clients 10.0.0.0/24 >/dev/null
+    else
+        sidus --config /etc/sidus/boot2.toml init --backend btrfs --loop /var/lib/sidus/boot2.img \
+            --path /var/lib/sidus/boot2 --size 1G --clients 10.0.0.0/24 >/dev/null
+    fi
+}
 
 step "the guide's blocks from $readme"
 # One file per block: MARKER on its first line, the block after it.
@@ -105,6 +119,7 @@ for f in "$blocks"/*; do
     btrfs | zfs | lvm) [[ $marker == "$SIDUS_TEST_BACKEND" ]] || continue ;;
     *) fail "guide block ${f##*/}: unknown marker '$marker'" ;;
     esac
+    if grep -q 'sidus remote add boot2' "$f"; then second_store; fi
     step "guide block ${f##*/}"
     tail -n +2 "$f" | sed 's/^/  $ /'
     tail -n +2 "$f" >"$f.sh"
@@ -112,7 +127,7 @@ for f in "$blocks"/*; do
     ran=$((ran + 1))
 done
 echo "guide: ran $ran blocks on $SIDUS_TEST_BACKEND, $skipped not runnable in the VM"
-((ran >= 9)) || fail "only $ran guide blocks ran: did the markers change?"
+((ran >= 10)) || fail "only $ran guide blocks ran: did the markers change?"
 
 step "what the guide left: a published, pinned, pruned tree, two nodes, a healthy store"
 assert_contains "$(cat /srv/tftp/sidus/compute.ipxe)" "nfsroot=10.0.0.1:/srv/sidus/compute/"
@@ -121,6 +136,8 @@ assert_contains "$(sidus pins compute)" paper-2026
 assert_contains "$(sidus nodes)" g001
 [[ -f /srv/tftp/sidus/nodes/52-54-00-12-34-57.ipxe ]] || fail "no boot entry of node g001"
 sidus doctor >/dev/null || fail "doctor is not healthy after the guide"
+assert_eq "$(sidus --config /etc/sidus/boot2.toml --json snapshots compute | jq -r '.[-1].id')" \
+    "$(sidus --json snapshots compute | jq -r '.[-1].id')" "the replica's newest snapshot"
 [[ -s /var/tmp/compute-paper-2026.tar ]] || fail "the export wrote nothing"
 published=$(sidus --json status compute | jq -r '.trees[0].current')
 [[ -n $published ]] || fail "nothing current in sidus status --json"

@@ -1,5 +1,6 @@
 # backends: zfs
 # netboot 2
+# timeout: 1200
 # Two diskless node VMs network-boot what sidus published, in two groups, as
 # a staged rollout would: their iPXE firmware gets an address and the tree's
 # iPXE script from dnsmasq (DHCP + TFTP) in this VM; the script sends each

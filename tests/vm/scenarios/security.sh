@@ -97,7 +97,10 @@ done
 assert_not_contains "$(cat /var/lib/nfs/rmtab 2>/dev/null)" "10.99.0.2" "a refused client is in rmtab"
 
 step "listed in clients, both mount: the refusals were clients'"
-sidus init --clients 127.0.0.1 10.98.0.2 10.99.0.0/24
+# init adds a missing list and refuses to replace one: the admin edits it.
+expect_fail --rc 1 sidus init --clients 127.0.0.1 10.98.0.2 10.99.0.0/24
+assert_contains "$EF_ERR" "publish.clients is"
+sed -i 's|^clients = .*|clients = ["127.0.0.1", "10.98.0.2", "10.99.0.0/24"]|' "$SIDUS_CONFIG"
 out=$(sidus publish "lab@$B" 2>&1)
 assert_contains "$out" "already published"
 step "exports now: $(grep -v '^#' /etc/exports.d/sidus.exports)"

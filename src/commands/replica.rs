@@ -1,0 +1,265 @@
+//! Remotes and replication: `remote ...`, `replicate`, `replica promote`, and
+//! the hidden subcommands a primary runs on its remotes.
+
+use crate::cli::{PublishArgs, RemoteAddArgs, RemoteCommand, ReplicaCommand, ReplicateArgs};
+use crate::output::{json as print_json, or_dash, table};
+use crate::replica::remotes::{self, Remote, Remotes, Transport};
+use crate::replica::{have, promote, receive, send, status};
+use crate::store::Store;
+use anyhow::{bail, Result};
+use sidus_backends::TreeName;
+
+pub fn remote(store: &Store, json: bool, c: &RemoteCommand) -> Result<()> {
+    match c {
+        RemoteCommand::Add(a) => add(store, json, a),
+        RemoteCommand::List => list(store, json),
+        RemoteCommand::Remove(a) => {
+            remotes::update(store, |all| {
+                if all.remotes.remove(&a.name).is_none() {
+                    bail!("no remote named '{}' (see `sidus remote list`)", a.name);
+                }
+                Ok(())
+            })?;
+            if json {
+                print_json(&serde_json::json!({ "removed": a.name }));
+            } else {
+                println!("removed remote '{}'", a.name);
+            }
+            Ok(())
+        }
+        RemoteCommand::Status(a) => {
+            let rows = status::status(store, &a.names, a.tree.as_ref())?;
+            if json {
+                print_json(&rows);
+                return Ok(());
+            }
+            let rows = rows
+                .into_iter()
+                .map(|r| {
+                    vec![
+                        r.remote,
+                        r.tree.to_string(),
+                        or_dash(r.newest_common),
+                        if r.error.is_some() {
+                            "-".into()
+                        } else {
+                            r.behind.to_string()
+                        },
+                        or_dash(r.bytes),
+                        or_dash(
+                            r.last_replicated
+                                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                        ),
+                        r.error.unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "REMOTE", "TREE", "COMMON", "BEHIND", "BYTES", "LAST", "ERROR",
+                ],
+                rows,
+            );
+            Ok(())
+        }
+    }
+}
+
+fn add(store: &Store, json: bool, a: &RemoteAddArgs) -> Result<()> {
+    remotes::check_name(&a.name)?;
+    let transport = match (&a.url, &a.command) {
+        (Some(url), None) => Transport::parse_url(url)
+            .map_err(|e| anyhow::Error::new(crate::UsageError(e.to_string())))?,
+        (None, Some(command)) if !command.trim().is_empty() => Transport::Command {
+            command: command.clone(),
+        },
+        _ => bail!(crate::UsageError(
+            "give the remote as ssh://[user@]host[:port] or --command 'CMD'".into()
+        )),
+    };
+    let remote = Remote {
+        name: a.name.clone(),
+        transport,
+        added: chrono::Utc::now(),
+        trees: Default::default(),
+    };
+    remotes::update(store, |all| {
+        if all.remotes.contains_key(&a.name) {
+            bail!(
+                "remote '{}' exists already (`sidus remote remove {0}` first)",
+                a.name
+            );
+        }
+        all.remotes.insert(a.name.clone(), remote.clone());
+        Ok(())
+    })?;
+    if json {
+        print_json(&remote);
+    } else {
+        println!(
+            "added remote '{}' ({})",
+            remote.name,
+            remote.transport.shown()
+        );
+    }
+    Ok(())
+}
+
+fn list(store: &Store, json: bool) -> Result<()> {
+    let all = Remotes::load(store.state_dir())?;
+    let list: Vec<&Remote> = all.remotes.values().collect();
+    if json {
+        print_json(&list);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no remotes");
+        return Ok(());
+    }
+    let rows = list
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.transport.shown(),
+                r.added.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                r.trees.len().to_string(),
+            ]
+        })
+        .collect();
+    table(&["NAME", "REACHED BY", "ADDED", "TREES"], rows);
+    Ok(())
+}
+
+pub fn replicate(store: &Store, json: bool, a: &ReplicateArgs) -> Result<()> {
+    let sent = store.journaled("replicate", Some(&a.tree), || {
+        let sent = send::replicate(store, &a.tree, &a.to, a.archive)?;
+        let ids = sent
+            .iter()
+            .flat_map(|s| s.sent.iter().map(|id| format!("{}:{id}", s.remote)))
+            .collect();
+        Ok((sent, ids))
+    })?;
+    if json {
+        print_json(&sent);
+        return Ok(());
+    }
+    for s in sent {
+        match (s.sent.first(), s.sent.last()) {
+            (Some(first), Some(last)) => println!(
+                "{}: sent {} snapshot(s) of '{}' ({first}..{last}, {} bytes{}); it has {last} now",
+                s.remote,
+                s.sent.len(),
+                s.tree,
+                s.bytes,
+                if s.verified > 0 {
+                    format!(", {} checked against the manifest", s.verified)
+                } else {
+                    String::new()
+                }
+            ),
+            _ => println!(
+                "{}: '{}' is up to date ({})",
+                s.remote,
+                s.tree,
+                or_dash(s.newest)
+            ),
+        }
+    }
+    Ok(())
+}
+
+pub fn replica(store: &Store, json: bool, c: &ReplicaCommand) -> Result<()> {
+    match c {
+        ReplicaCommand::Promote(a) => {
+            let latest = promote::promote(store, &a.tree)?;
+            if json {
+                print_json(
+                    &serde_json::json!({ "tree": a.tree, "promoted": true, "latest": latest }),
+                );
+            } else {
+                println!(
+                    "'{}' is a tree of this store now (working tree: {})",
+                    a.tree,
+                    or_dash(latest)
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `replica-have`: always JSON, the primary reads it.
+pub fn have(store: &Store, trees: &[TreeName]) -> Result<()> {
+    print_json(&have::have(store, trees)?);
+    Ok(())
+}
+
+/// `replica-receive TREE`: what it has, then snapshots from stdin, each
+/// answered by a JSON line on stdout.
+pub fn receive(store: &Store, tree: &TreeName) -> Result<()> {
+    let stdin = std::io::stdin();
+    let mut input = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
+    receive::serve(store, tree, &mut input, &mut std::io::stdout().lock())
+}
+
+/// `publish ... --on REMOTE...`: the remotes' own sidus publishes the ID
+/// this store resolves the REF to; each remote is tried, the error names
+/// those that failed.
+pub fn publish_on(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
+    let remotes = Remotes::load(store.state_dir())?.pick(&a.on)?;
+    let mut args: Vec<std::ffi::OsString> = vec!["--json".into(), "publish".into()];
+    if let Some(t) = &a.target {
+        // The same ID everywhere, whatever `latest` or a label is there.
+        args.push(match (&t.reference, a.rollback) {
+            (Some(_), false) => {
+                format!("{}@{}", t.tree, crate::trees::resolve_ref_id(store, t)?).into()
+            }
+            (None, false) => {
+                let latest = store.backend.snapshot_ids(&t.tree)?.into_iter().max();
+                let Some(id) = latest else {
+                    bail!("tree '{}' has no snapshot to publish", t.tree);
+                };
+                format!("{}@{id}", t.tree).into()
+            }
+            _ => t.tree.to_string().into(),
+        });
+    }
+    if a.rollback {
+        args.push("--rollback".into());
+    }
+    if let Some(g) = &a.group {
+        args.extend(["--group".into(), g.to_string().into()]);
+    }
+    if a.allow_secrets {
+        args.push("--allow-secrets".into());
+    }
+    let mut done = serde_json::Map::new();
+    let mut failed = Vec::new();
+    for r in &remotes {
+        match send::ask(r, args.clone()) {
+            Ok(out) => {
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+                if !json {
+                    let what: Vec<String> = args[2..]
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect();
+                    println!("{}: sidus publish {}: done", r.name, what.join(" "));
+                }
+                done.insert(r.name.clone(), v);
+            }
+            Err(e) => {
+                eprintln!("sidus: {}", crate::output::escape(&crate::error_chain(&e)));
+                failed.push(r.name.clone());
+            }
+        }
+    }
+    if json {
+        print_json(&done);
+    }
+    if !failed.is_empty() {
+        bail!("publishing failed on remote(s) {}", failed.join(", "));
+    }
+    Ok(())
+}
