@@ -23,7 +23,7 @@ fn busybox_tree(store: &TestStore, name: &str, tweak: impl FnOnce(&Path)) -> Pat
         fs::create_dir_all(src.join(d)).unwrap();
     }
     fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox installed");
-    for lib in libraries("/bin/busybox") {
+    for lib in common::libraries("/bin/busybox") {
         let to = src.join(lib.strip_prefix("/").unwrap());
         fs::create_dir_all(to.parent().unwrap()).unwrap();
         fs::copy(&lib, &to).unwrap();
@@ -41,19 +41,6 @@ fn busybox_tree(store: &TestStore, name: &str, tweak: impl FnOnce(&Path)) -> Pat
         .sidus(&["create", name, "--from-dir", src.to_str().unwrap()])
         .ok();
     store.path(name)
-}
-
-/// The shared libraries `binary` loads (none for a static one), as ldd lists them.
-fn libraries(binary: &str) -> Vec<PathBuf> {
-    let out = Command::new("ldd").arg(binary).output().unwrap();
-    if !out.status.success() {
-        return Vec::new(); // "not a dynamic executable"
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-        .map(PathBuf::from)
-        .collect()
 }
 
 fn snapshots(store: &TestStore, tree: &str) -> Vec<serde_json::Value> {

@@ -430,3 +430,16 @@ impl Drop for TestStore {
         self.storage.remove();
     }
 }
+
+/// The shared libraries `binary` loads (none for a static one), as ldd lists them.
+pub fn libraries(binary: &str) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(binary).output().unwrap();
+    if !out.status.success() {
+        return Vec::new(); // "not a dynamic executable"
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
+}

@@ -246,3 +246,56 @@ nfs_mount() {
     exportfs -v || true
     fail "cannot NFS-mount 127.0.0.1:$1 on $2"
 }
+
+# --- the Rust test archive ---------------------------------------------------------------
+
+# run_test_archive FILTER [NEXTEST-ARGS...]: runs the tests of the nextest archive tests/vm/run
+# ships (/sidus/contract) that the filterset FILTER selects, on this backend:
+# makes a ZFS pool or a volume group in which each test makes its own thin
+# pool (tests/common/stores.rs), and an ext4 for the tests' temp dirs. Prints
+# one SIDUS-TEST line per test with its time, then the skips and nextest's
+# summary; SIDUS_SHARD (N/M) runs one nextest partition. Fails when a test does.
+run_test_archive() {
+    local contract=/sidus/contract filter=$1 scratch=/var/tmp/contract d rc=0 n
+    shift
+    [[ -f $contract/tests.tar.zst ]] || fail "no $contract/tests.tar.zst (tests/vm/run ships it)"
+    case $SIDUS_TEST_BACKEND in
+    zfs)
+        step "pool $ZPOOL for the tests' datasets"
+        zpool create -f -O mountpoint=none "$ZPOOL" "$(disk zfsdisk)"
+        ;;
+    lvm)
+        step "volume group $VG for the tests' thin pools"
+        d=$(disk lvmdisk)
+        pvcreate -q -ff -y "$d"
+        vgcreate -q "$VG" "$d"
+        ;;
+    *) skip "the Rust tests run natively on $SIDUS_TEST_BACKEND" ;;
+    esac
+
+    step "scratch space for the tests' temp dirs"
+    # The VM's / and /tmp are tmpfs, which keeps no user.* xattrs before Linux
+    # 6.6: the tests' source trees live on an ext4 of the spare disk instead.
+    mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$(disk sparedisk)"
+    mkdir -p "$scratch"
+    mount "$(disk sparedisk)" "$scratch"
+    trap 'umount -l /var/tmp/contract 2>/dev/null; wipefs -a -q "$(disk sparedisk)" 2>/dev/null' EXIT
+
+    step "cargo-nextest run on $SIDUS_TEST_BACKEND: $filter"
+    local skips=/tmp/contract-skips
+    : >"$skips"
+    # nextest reports on stderr; its status lines (PASS, FAIL, SIGKILL, TIMEOUT...
+    # with each test's time) and summary go to the host as SIDUS-TEST lines.
+    TMPDIR=$scratch SIDUS_TEST_ZPOOL=$ZPOOL SIDUS_TEST_VG=$VG SIDUS_TEST_SKIP_LOG=$skips \
+        SIDUS_TEST_BIN=$(command -v sidus) RUST_BACKTRACE=1 \
+        cargo-nextest nextest run --archive-file "$contract/tests.tar.zst" \
+        --workspace-remap "$contract/workspace" --config-file "$contract/nextest.toml" \
+        -E "$filter" ${SIDUS_SHARD:+--partition "count:$SIDUS_SHARD"} \
+        --color never --no-fail-fast --status-level pass --final-status-level fail "$@" 2>&1 |
+        awk '/^ *(PASS|FAIL|SIG[A-Z]+|TIMEOUT|ABORT|LEAK|LEAK-FAIL|SLOW|TRY [0-9]+ [A-Z]+) \[|^ *Summary \[|failpoints x 1 backend/ { print "SIDUS-TEST " $0; fflush(); next } { print; fflush() }' ||
+        rc=$?
+    while IFS= read -r line; do echo "SIDUS-TEST $line"; done <"$skips"
+    n=$(wc -l <"$skips")
+    if ((n)); then echo "SIDUS-TEST $n skipped on $SIDUS_TEST_BACKEND (listed above)"; else echo "SIDUS-TEST none skipped on $SIDUS_TEST_BACKEND"; fi
+    ((rc == 0)) || fail "cargo-nextest failed (exit $rc)"
+}

@@ -9,6 +9,12 @@
 //! "After" is what the same command makes of the same start on a second
 //! store with no failpoint; IDs differ between stores, so observations name
 //! snapshots by kind and message, which the cases keep unique.
+//!
+//! A contract test: natively on btrfs, and in the VM (tests/vm/scenarios/
+//! crash.sh) on ZFS and LVM thin with the real nfsd (`SIDUS_TEST_NFSD=1`:
+//! exports are applied with `exportfs -ra`, so doctor checks the kernel's
+//! export table too). Each backend's own failpoints (`zfs:`, `lvm:`,
+//! `btrfs:`) are crashed on that backend only.
 
 mod common;
 use common::TestStore;
@@ -31,14 +37,22 @@ impl Env {
     fn new() -> Env {
         let store = TestStore::new();
         let d = store.dir.path().to_path_buf();
+        // With nfsd (the VM), exports are applied for real: `exportfs -ra`
+        // reads /etc/exports.d, so this store's file is there (one store at a
+        // time: fsids derive from TREE@ID, which two stores may share).
+        let apply = nfsd();
+        let exports = if apply {
+            let name = d.file_name().unwrap().to_string_lossy().into_owned();
+            PathBuf::from(format!("/etc/exports.d/{name}.exports"))
+        } else {
+            d.join("exports.d/sidus.exports")
+        };
         let env = Env {
             srv: d.join("srv"),
             tftp: d.join("tftp"),
-            exports: d.join("exports.d/sidus.exports"),
+            exports,
             store,
         };
-        // With nfsd (the VM), exports are applied for real.
-        let apply = std::env::var("SIDUS_TEST_NFSD").is_ok_and(|v| v == "1");
         let mut cfg = fs::read_to_string(&env.store.config).unwrap();
         cfg.push_str(&format!(
             "\n[publish]\nroot = \"{}\"\nboot_root = \"{}\"\nexports_file = \"{}\"\nserver = \"192.0.2.1\"\nclients = [\"127.0.0.1\"]\napply_exports = {apply}\n",
@@ -54,14 +68,20 @@ impl Env {
         self.store.sidus(args)
     }
 
-    /// A tree from a directory holding a static busybox (so `run` works) and
+    /// A tree from a directory holding busybox (so `run` works) and
     /// a fake kernel (so `publish` works).
     fn make_tree(&self, name: &str) {
         let src = self.store.dir.path().join(format!("src-{name}"));
         for d in ["bin", "boot", "etc", "root", "tmp", "run", "usr/sbin"] {
             fs::create_dir_all(src.join(d)).unwrap();
         }
-        fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox-static installed");
+        fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox installed");
+        // The VM's busybox is the dynamic one.
+        for lib in common::libraries("/bin/busybox") {
+            let to = src.join(lib.strip_prefix("/").unwrap());
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(&lib, &to).unwrap();
+        }
         std::os::unix::fs::symlink("busybox", src.join("bin/sh")).unwrap();
         fs::write(src.join("etc/motd"), "one\n").unwrap();
         fs::write(src.join(format!("boot/vmlinuz-{KERNEL}")), "KERNEL").unwrap();
@@ -94,10 +114,21 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        if nfsd() {
+            // nfsd's export cache pins exported mounts: drop and flush first.
+            let _ = fs::remove_file(&self.exports);
+            let _ = Command::new("exportfs").arg("-ra").status();
+            let _ = Command::new("exportfs").arg("-f").status();
+        }
         for m in mounts_under(&self.srv).iter().rev() {
             let _ = Command::new("umount").arg(m).status();
         }
     }
+}
+
+/// Whether exports are applied to a running nfsd (the VM sets it).
+fn nfsd() -> bool {
+    std::env::var("SIDUS_TEST_NFSD").is_ok_and(|v| v == "1")
 }
 
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
@@ -292,6 +323,8 @@ fn entries(p: &Path, n: &dyn Fn(&str) -> String, facts: &mut BTreeSet<String>) {
 /// command that must settle what the crash left.
 struct Case {
     what: &'static str,
+    /// Which test crashes it (each is one nextest test, so the VM can shard).
+    area: Area,
     failpoints: &'static [&'static str],
     setup: fn(&Env),
     cmd: fn(&Env) -> Vec<String>,
@@ -299,6 +332,19 @@ struct Case {
     /// interrupted run ends as a failed one).
     alt: Option<fn(&Env) -> Vec<String>>,
     next: fn(&Env) -> Vec<String>,
+}
+
+/// The groups of cases, one test each.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Area {
+    /// create, snapshot, clone, delete, prune, destroy, rollback.
+    Storage,
+    /// run (the sandbox between two snapshots).
+    Run,
+    /// publish, unpublish, restore of the tree's default entry.
+    Publish,
+    /// node inventory and group entries.
+    Fleet,
 }
 
 fn v(args: &[&str]) -> Vec<String> {
@@ -394,10 +440,23 @@ fn next_publish(_: &Env) -> Vec<String> {
     v(&["restore"])
 }
 
+/// A rollback's steps: sidus's own, and each backend's (only the running
+/// backend's fire).
+const ROLLBACK: &[&str] = &[
+    "rollback:after-safety",
+    "btrfs:rollback-after-copy",
+    "zfs:rollback-after-clone",
+    "zfs:rollback-after-rename-out",
+    "lvm:rollback-after-copy",
+    "lvm:rollback-after-rename-out",
+    "rollback:after-replace",
+];
+
 fn cases() -> Vec<Case> {
     vec![
         Case {
             what: "create",
+            area: Area::Storage,
             failpoints: &["create:after-tree", "create:after-copy"],
             setup: |_| {},
             cmd: |env| {
@@ -411,6 +470,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "snapshot",
+            area: Area::Storage,
             failpoints: &[
                 "intent:after-write",
                 "snapshot:after-snapshot",
@@ -424,6 +484,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "clone of the working tree",
+            area: Area::Storage,
             failpoints: &["clone:after-snapshot", "clone:after-clone"],
             setup: lab_with_history,
             cmd: |_| v(&["clone", "lab", "copy"]),
@@ -432,6 +493,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "clone of a snapshot (settled through the new tree)",
+            area: Area::Storage,
             failpoints: &["clone:after-clone"],
             setup: lab_with_history,
             cmd: |env| v(&["clone", &format!("lab@{}", env.id("lab", "a")), "copy"]),
@@ -440,6 +502,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "delete",
+            area: Area::Storage,
             failpoints: &["delete:after-delete"],
             setup: lab_with_history,
             cmd: |env| v(&["delete", &format!("lab@{}", env.id("lab", "b"))]),
@@ -448,6 +511,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "prune",
+            area: Area::Storage,
             failpoints: &["prune:after-some", "prune:after-all"],
             setup: lab_with_history,
             cmd: |_| v(&["prune", "lab", "--keep-last", "1"]),
@@ -456,6 +520,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "destroy",
+            area: Area::Storage,
             failpoints: &["destroy:after-storage"],
             setup: lab_with_history,
             cmd: |_| v(&["destroy", "lab"]),
@@ -464,18 +529,25 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "rollback",
-            failpoints: &[
-                "rollback:after-safety",
-                "btrfs:rollback-after-copy",
-                "rollback:after-replace",
-            ],
+            area: Area::Storage,
+            failpoints: ROLLBACK,
             setup: lab_with_history,
             cmd: |env| v(&["rollback", &format!("lab@{}", env.id("lab", "a"))]),
             alt: None,
             next: next_on_lab,
         },
         Case {
+            what: "rollback of a published tree",
+            area: Area::Storage,
+            failpoints: ROLLBACK,
+            setup: lab_published_twice,
+            cmd: |env| v(&["rollback", &format!("lab@{}", env.id("lab", "a"))]),
+            alt: None,
+            next: next_on_lab,
+        },
+        Case {
             what: "run",
+            area: Area::Run,
             failpoints: &["run:after-pre", "run:after-command", "run:after-post"],
             setup: lab,
             cmd: |_| {
@@ -495,6 +567,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "failing run",
+            area: Area::Run,
             failpoints: &["run:after-command"],
             setup: lab,
             cmd: |_| {
@@ -514,6 +587,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "first publish",
+            area: Area::Publish,
             failpoints: &[
                 "publish:after-serve",
                 "publish:after-kernel",
@@ -529,6 +603,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "publish over a published ID",
+            area: Area::Publish,
             failpoints: &[
                 "publish:after-exports",
                 "publish:after-ipxe",
@@ -541,6 +616,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "unpublish",
+            area: Area::Publish,
             failpoints: &[
                 "unpublish:after-exports",
                 "unpublish:after-unmount",
@@ -553,6 +629,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "forced unpublish of the current ID",
+            area: Area::Publish,
             failpoints: &["unpublish:after-entries", "unpublish:after-state"],
             setup: lab_published_twice,
             cmd: |env| {
@@ -567,6 +644,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "group publish",
+            area: Area::Fleet,
             failpoints: &[
                 "publish:group-after-serve",
                 "publish:group-after-kernel",
@@ -589,6 +667,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "group rollback",
+            area: Area::Fleet,
             failpoints: &["publish:group-after-ipxe", "publish:group-after-state"],
             setup: fleet_canary_on_b,
             cmd: |_| v(&["publish", "--rollback", "--group", "canary"]),
@@ -597,6 +676,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "group back to the default entry",
+            area: Area::Fleet,
             failpoints: &[
                 "unpublish:group-after-entries",
                 "unpublish:group-after-state",
@@ -608,6 +688,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "node import",
+            area: Area::Fleet,
             failpoints: &[
                 "intent:after-write",
                 "node:after-inventory",
@@ -620,6 +701,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "restore after a reboot",
+            area: Area::Publish,
             failpoints: &["restore:after-serve"],
             setup: |env| {
                 lab_published_twice(env);
@@ -636,7 +718,7 @@ fn cases() -> Vec<Case> {
 
 /// Runs `args` on `env`, returning its exit code (`None`: killed by a signal).
 fn run(env: &Env, args: &[String], failpoint: Option<&str>) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sidus"))
+    let out = Command::new(common::sidus_bin())
         .args(args)
         .env("SIDUS_CONFIG", &env.store.config)
         .env("SIDUS_FAILPOINT", failpoint.unwrap_or(""))
@@ -699,43 +781,60 @@ fn crash_at(case: &Case, fp: &str, allowed: &[Obs]) -> Result<(), String> {
     ))
 }
 
-#[test]
-fn root_btrfs_kill_at_every_failpoint_then_next_command_and_doctor_recover() {
-    require_root_btrfs!();
-    let listed = Command::new(env!("CARGO_BIN_EXE_sidus"))
+/// The failpoints this backend reaches: sidus's own and the backend's.
+/// A replica's receive needs a second store and a primary feeding it: it is
+/// crashed in root_btrfs_replica and the replicate VM scenarios.
+fn failpoints() -> BTreeSet<String> {
+    let listed = Command::new(common::sidus_bin())
         .arg("failpoints")
         .output()
-        .unwrap();
-    // Another backend's own steps are crashed in the VM (lvm-crash, zfs-crash);
-    // a replica's receive, which needs a second store and a primary feeding
-    // it, in root_btrfs_replica and the replicate VM scenarios.
-    let all: BTreeSet<String> = String::from_utf8(listed.stdout)
+        .expect("run sidus failpoints");
+    let own = format!("{}:", common::backend().name());
+    String::from_utf8(listed.stdout)
         .unwrap()
         .lines()
-        .filter(|f| !f.starts_with("lvm:") && !f.starts_with("zfs:") && !f.starts_with("receive:"))
+        .filter(|f| !f.starts_with("receive:"))
+        .filter(|f| {
+            !["btrfs:", "zfs:", "lvm:"].iter().any(|b| f.starts_with(b)) || f.starts_with(&own)
+        })
         .map(str::to_string)
-        .collect();
-    let cases = cases();
-    let covered: BTreeSet<String> = cases
+        .collect()
+}
+
+#[test]
+fn every_failpoint_has_a_crash_case() {
+    let all = failpoints();
+    let covered: BTreeSet<String> = cases()
         .iter()
         .flat_map(|c| c.failpoints.iter().map(|f| f.to_string()))
+        .filter(|f| all.contains(f))
         .collect();
     assert_eq!(covered, all, "every failpoint has a crash case");
+}
 
+/// Kills every case of `area` at each of its failpoints this backend
+/// reaches, then checks the next command and doctor settle it.
+fn kill_at_every_failpoint(area: Area) {
+    let all = failpoints();
+    let cases: Vec<Case> = cases().into_iter().filter(|c| c.area == area).collect();
     let failures = std::sync::Mutex::new(Vec::new());
     let runs = std::sync::atomic::AtomicUsize::new(0);
-    // Cases side by side: each has stores of its own.
+    let points = std::sync::Mutex::new(BTreeSet::new());
+    // Cases side by side, each with stores of its own; one at a time with
+    // nfsd, whose export table all stores share.
+    let threads = if nfsd() { 1 } else { 3 };
     std::thread::scope(|s| {
-        for chunk in cases.chunks(cases.len().div_ceil(3)) {
-            let (failures, runs) = (&failures, &runs);
+        for chunk in cases.chunks(cases.len().div_ceil(threads)) {
+            let (failures, runs, points, all) = (&failures, &runs, &points, &all);
             s.spawn(move || {
                 for case in chunk {
                     let mut allowed = vec![outcome_of(case, case.cmd)];
                     if let Some(alt) = case.alt {
                         allowed.push(outcome_of(case, alt));
                     }
-                    for fp in case.failpoints {
+                    for fp in case.failpoints.iter().filter(|f| all.contains(**f)) {
                         runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        points.lock().unwrap().insert(fp.to_string());
                         if let Err(e) = crash_at(case, fp, &allowed) {
                             failures.lock().unwrap().push(format!("{}: {e}", case.what));
                         }
@@ -746,10 +845,35 @@ fn root_btrfs_kill_at_every_failpoint_then_next_command_and_doctor_recover() {
     });
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    let backend = std::env::var("SIDUS_TEST_BACKEND").unwrap_or_else(|_| "btrfs".into());
     eprintln!(
-        "{} failpoints x 1 backend ({backend}), {} crash runs: all recovered",
-        all.len(),
+        "{area:?}: {} failpoints x 1 backend ({}{}), {} crash runs: all recovered",
+        points.into_inner().unwrap().len(),
+        common::backend(),
+        if nfsd() { ", with nfsd" } else { "" },
         runs.into_inner()
     );
+}
+
+#[test]
+fn kill_in_storage_changes_then_next_command_and_doctor_recover() {
+    require_backend!();
+    kill_at_every_failpoint(Area::Storage);
+}
+
+#[test]
+fn kill_in_run_then_next_command_and_doctor_recover() {
+    require_backend!();
+    kill_at_every_failpoint(Area::Run);
+}
+
+#[test]
+fn kill_in_publish_then_next_command_and_doctor_recover() {
+    require_backend!();
+    kill_at_every_failpoint(Area::Publish);
+}
+
+#[test]
+fn kill_in_fleet_changes_then_next_command_and_doctor_recover() {
+    require_backend!();
+    kill_at_every_failpoint(Area::Fleet);
 }
