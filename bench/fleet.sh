@@ -77,7 +77,7 @@ for ((r = 0; r < rounds; r++)); do
     raw=$work/tftp/raw
     rm -rf "$raw" && mkdir -p "$raw"
     t0=$(date +%s%N)
-    for ((i = 0; i < 2000; i++)); do printf '#!ipxe\nchain ../groups/g%d.ipxe\n' $((i % 10)) >"$raw/$i"; done
+    for ((i = 0; i < 2000; i++)); do printf '#!ipxe\nchain --autofree ../groups/g%d.ipxe\n' $((i % 10)) >"$raw/$i"; done
     sync -f "$raw"
     raw_files+=($((($(date +%s%N) - t0) / 1000000)))
     cp "$work/tftp/sidus/groups/g0.ipxe" "$raw/g.tmp"

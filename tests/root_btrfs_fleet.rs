@@ -330,7 +330,7 @@ fn root_btrfs_entries_per_node_and_per_group_and_a_publish_moves_one_group() {
         env.read("sidus/nodes/52-54-00-77-00-02.ipxe")
             .lines()
             .last(),
-        Some("chain ../groups/canary.ipxe")
+        Some("chain --autofree ../groups/canary.ipxe")
     );
     assert!(env
         .read("pxelinux.cfg/01-52-54-00-77-00-03")
@@ -475,7 +475,7 @@ fn root_btrfs_entries_per_node_and_per_group_and_a_publish_moves_one_group() {
         env.read("sidus/nodes/52-54-00-77-00-02.ipxe")
             .lines()
             .last(),
-        Some("chain ../groups/rest.ipxe")
+        Some("chain --autofree ../groups/rest.ipxe")
     );
     assert!(
         !env.tftp.join("sidus/groups/canary.ipxe").exists(),
@@ -504,7 +504,7 @@ fn resolve(tftp: &Path, mac: &str) -> Result<String, String> {
         .map_err(|e| format!("node entry: {e}"))?;
     let group = node
         .lines()
-        .find_map(|l| l.strip_prefix("chain ../groups/"))
+        .find_map(|l| l.strip_prefix("chain --autofree ../groups/"))
         .ok_or_else(|| format!("partial node entry: {node:?}"))?;
     let g = fs::read_to_string(tftp.join("sidus/groups").join(group))
         .map_err(|e| format!("group entry {group}: {e}"))?;

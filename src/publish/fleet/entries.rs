@@ -4,7 +4,7 @@
 //! - `sidus/groups/G.ipxe` and `pxelinux.cfg/sidus-groups/G`: the group's
 //!   entry, naming its TREE@ID (kernel, initrd, command line), or, for a
 //!   group with no snapshot of its own, handing back to the default entry;
-//! - `sidus/nodes/<mac-hexhyp>.ipxe` (`chain ../groups/G.ipxe`) and
+//! - `sidus/nodes/<mac-hexhyp>.ipxe` (`chain --autofree ../groups/G.ipxe`) and
 //!   `pxelinux.cfg/01-<mac-hexhyp>` (`CONFIG pxelinux.cfg/sidus-groups/G`):
 //!   a node's entry, pointing at its group's.
 //!
@@ -110,10 +110,13 @@ pub fn group_pxelinux_default(g: &GroupName) -> String {
     )
 }
 
-/// A node's iPXE entry.
+/// A node's iPXE entry. `--autofree`: iPXE hands every image still loaded
+/// to the kernel as an initrd, so a group entry that returns (`exit 0`, to
+/// the default entry) would otherwise go first in the node's initramfs and
+/// the kernel would find no root (seen in the netboot VM scenario).
 pub fn node_ipxe_text(n: &Node, g: &GroupName) -> String {
     format!(
-        "#!ipxe\n{NODE_MARK}{} ({}) of group {g}; written by sidus node, do not edit.\nchain ../groups/{g}.ipxe\n",
+        "#!ipxe\n{NODE_MARK}{} ({}) of group {g}; written by sidus node, do not edit.\nchain --autofree ../groups/{g}.ipxe\n",
         n.name, n.mac
     )
 }
@@ -207,7 +210,7 @@ mod tests {
         assert_eq!(text_target(&pxe), Some(t));
         assert_eq!(text_target(&group_ipxe_default(&g)), None);
         let n = node("n1", "52:54:00:AB:00:01", Some("canary"));
-        assert!(node_ipxe_text(&n, &g).ends_with("\nchain ../groups/canary.ipxe\n"));
+        assert!(node_ipxe_text(&n, &g).ends_with("\nchain --autofree ../groups/canary.ipxe\n"));
         assert!(
             node_pxelinux_text(&n, &g).ends_with("\n  CONFIG pxelinux.cfg/sidus-groups/canary\n")
         );

@@ -234,6 +234,6 @@ mod tests {
         );
         assert!(std::fs::read_to_string(node_ipxe(root, &inv.nodes[0].mac))
             .unwrap()
-            .contains("chain ../groups/g3.ipxe"));
+            .contains("chain --autofree ../groups/g3.ipxe"));
     }
 }

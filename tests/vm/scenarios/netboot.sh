@@ -55,7 +55,7 @@ sidus publish "node@$A" --group canary >/dev/null
 sidus publish "node@$B" --group canary >/dev/null
 assert_contains "$(cat /srv/tftp/sidus/groups/canary.ipxe)" "sidus.snapshot=$B"
 assert_contains "$(cat /srv/tftp/sidus/groups/rest.ipxe)" "exit 0" "rest has no snapshot of its own: the default entry"
-assert_contains "$(cat /srv/tftp/sidus/nodes/52-54-00-77-00-02.ipxe)" "chain ../groups/canary.ipxe"
+assert_contains "$(cat /srv/tftp/sidus/nodes/52-54-00-77-00-02.ipxe)" "chain --autofree ../groups/canary.ipxe"
 assert_contains "$(cat /srv/tftp/sidus/node.ipxe)" 'chain --autofree nodes/${netX/mac:hexhyp}.ipxe'
 
 step "DHCP and TFTP on a bridge of ${nics[*]}"
