@@ -78,7 +78,19 @@ pub fn status(store: &Store, names: &[String], tree: Option<&TreeName>) -> Resul
                         (Some(n), Some(newest))
                             if n.can_send(tree, &newest.id, p.common.as_ref())? =>
                         {
-                            n.estimate(tree, &newest.id, p.common.as_ref())?
+                            // The size is a hint: a failed estimate (btrfs
+                            // send can refuse a snapshot taken a moment ago)
+                            // leaves it unknown, not the whole status.
+                            match n.estimate(tree, &newest.id, p.common.as_ref()) {
+                                Ok(b) => b,
+                                Err(e) => {
+                                    eprintln!(
+                                        "sidus: warning: bytes to send unknown: {}",
+                                        crate::error_chain(&e.into())
+                                    );
+                                    None
+                                }
+                            }
                         }
                         (_, None) => Some(0),
                         _ => None,
