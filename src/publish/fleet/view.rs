@@ -86,8 +86,10 @@ impl<'a> Index<'a> {
                 .copied()
                 .into_iter()
                 .collect();
-            // "Linux NFSv4.2 52-54-00-12-34-56/host": the nfs4_unique_id iPXE passes.
-            for w in c.owner.iter().flat_map(|o| o.split([' ', '/'])) {
+            // "Linux NFSv4.2 52-54-00-12-34-56/host": the nfs4_unique_id iPXE
+            // passes. nfsd escapes what else the id holds ("...-56\x0a/" when
+            // it was set with `echo` into sysfs), so a backslash ends it too.
+            for w in c.owner.iter().flat_map(|o| o.split([' ', '/', '\\'])) {
                 if let Ok(m) = w.parse::<Mac>() {
                     macs.push(m);
                 }
@@ -358,6 +360,21 @@ mod tests {
         let u = users(&inv, &seen);
         assert_eq!(u[&t(B)], ["node c1 (10.0.0.1)", "node r1 (10.0.0.2)"]);
         assert_eq!(u[&t(A)], ["10.0.0.9"]);
+    }
+
+    #[test]
+    fn an_nfsv4_owner_with_an_escaped_newline_still_names_the_node() {
+        let inv: Inventory = serde_json::from_value(serde_json::json!({"nodes": [
+            {"name": "p1", "mac": "52:54:00:77:00:99"}
+        ]}))
+        .unwrap();
+        let info =
+            "address: \"127.0.0.1:844\"\nname: \"Linux NFSv4.2 52-54-00-77-00-99\\x0a/(none)\"\n";
+        let seen = Seen {
+            clients: vec![nfs::v4_client(info, "", &HashMap::new()).unwrap()],
+            arp: HashMap::new(),
+        };
+        assert_eq!(Index::new(&seen).of(&inv.nodes[0]).len(), 1);
     }
 
     #[test]
