@@ -75,13 +75,7 @@ impl Env {
         for d in ["bin", "boot", "etc", "root", "tmp", "run", "usr/sbin"] {
             fs::create_dir_all(src.join(d)).unwrap();
         }
-        fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox installed");
-        // The VM's busybox is the dynamic one.
-        for lib in common::libraries("/bin/busybox") {
-            let to = src.join(lib.strip_prefix("/").unwrap());
-            fs::create_dir_all(to.parent().unwrap()).unwrap();
-            fs::copy(&lib, &to).unwrap();
-        }
+        common::copy_busybox(&src);
         std::os::unix::fs::symlink("busybox", src.join("bin/sh")).unwrap();
         fs::write(src.join("etc/motd"), "one\n").unwrap();
         fs::write(src.join(format!("boot/vmlinuz-{KERNEL}")), "KERNEL").unwrap();

@@ -22,12 +22,7 @@ fn busybox_tree(store: &TestStore, name: &str, tweak: impl FnOnce(&Path)) -> Pat
     ] {
         fs::create_dir_all(src.join(d)).unwrap();
     }
-    fs::copy("/bin/busybox", src.join("bin/busybox")).expect("busybox installed");
-    for lib in common::libraries("/bin/busybox") {
-        let to = src.join(lib.strip_prefix("/").unwrap());
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(&lib, &to).unwrap();
-    }
+    common::copy_busybox(&src);
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for applet in String::from_utf8(list.stdout).unwrap().lines() {
         if applet != "busybox" {

@@ -443,3 +443,15 @@ pub fn libraries(binary: &str) -> Vec<PathBuf> {
         .map(PathBuf::from)
         .collect()
 }
+
+/// Copies the host's busybox into `root`/bin, with the shared libraries it
+/// loads when it is not the static one (the VM's is dynamic).
+pub fn copy_busybox(root: &Path) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox installed");
+    for lib in libraries("/bin/busybox") {
+        let to = root.join(lib.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&lib, &to).unwrap();
+    }
+}
