@@ -57,22 +57,25 @@ pub struct Client {
 }
 
 impl Client {
-    /// Whether this client is `mac`'s node or has address `ip`, by its
-    /// owner name, its address, or the neighbour table.
-    pub fn is(&self, mac: &Mac, ip: Option<&IpAddr>, arp: &HashMap<IpAddr, Mac>) -> bool {
+    /// The MACs this client shows: the neighbour table's for its address,
+    /// and any its NFSv4 owner names ("Linux NFSv4.2 52-54-00-12-34-56/host":
+    /// the nfs4_unique_id iPXE passes). nfsd escapes what else the id holds
+    /// ("...-56\x0a/" when it was set with `echo` into sysfs), so a
+    /// backslash ends it too.
+    pub fn macs(&self, arp: &HashMap<IpAddr, Mac>) -> Vec<Mac> {
         let addr: Option<IpAddr> = self.address.parse().ok();
-        if let (Some(a), Some(ip)) = (addr, ip) {
-            if &a == ip {
-                return true;
+        let mut macs: Vec<Mac> = addr
+            .and_then(|a| arp.get(&a))
+            .copied()
+            .into_iter()
+            .collect();
+        for w in self.owner.iter().flat_map(|o| o.split([' ', '/', '\\'])) {
+            if let Ok(m) = w.parse::<Mac>() {
+                macs.push(m);
             }
         }
-        if let Some(o) = &self.owner {
-            let o = o.to_ascii_lowercase();
-            if o.contains(&mac.hexhyp()) || o.contains(&mac.to_string()) {
-                return true;
-            }
-        }
-        addr.and_then(|a| arp.get(&a)) == Some(mac)
+        macs.dedup();
+        macs
     }
 }
 
@@ -328,7 +331,7 @@ mod tests {
         assert_eq!(c.runs, Some(t(B)), "0x35 = 53");
         assert_eq!(c.status.as_deref(), Some("confirmed"));
         let mac: Mac = "52:54:00:77:00:03".parse().unwrap();
-        assert!(c.is(&mac, None, &HashMap::new()), "by nfs4_unique_id");
+        assert_eq!(c.macs(&HashMap::new()), [mac], "by nfs4_unique_id");
         let btrfs = v4_client(
             "address: \"[fd00::5]:700\"\n",
             "superblock: \"00:28:256\"",
@@ -363,12 +366,12 @@ mod tests {
             runs: None,
             uses: vec![],
         };
-        assert!(c.is(&"52:54:00:77:00:02".parse().unwrap(), None, &arp));
-        assert!(!c.is(&"52:54:00:77:00:03".parse().unwrap(), None, &arp));
-        assert!(c.is(
-            &"52:54:00:77:00:03".parse().unwrap(),
-            Some(&"10.77.0.51".parse().unwrap()),
-            &arp
-        ));
+        // Its address alone names a node with that `--ip`: the view's index
+        // (view.rs, "found by its address").
+        assert_eq!(
+            c.macs(&arp),
+            ["52:54:00:77:00:02".parse::<Mac>().unwrap()],
+            "the neighbour table's MAC for its address, and no other"
+        );
     }
 }

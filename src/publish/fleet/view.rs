@@ -81,21 +81,7 @@ impl<'a> Index<'a> {
             if let Some(ip) = ip {
                 ix.by_ip.entry(ip).or_default().push(i);
             }
-            let mut macs: Vec<Mac> = ip
-                .and_then(|a| seen.arp.get(&a))
-                .copied()
-                .into_iter()
-                .collect();
-            // "Linux NFSv4.2 52-54-00-12-34-56/host": the nfs4_unique_id iPXE
-            // passes. nfsd escapes what else the id holds ("...-56\x0a/" when
-            // it was set with `echo` into sysfs), so a backslash ends it too.
-            for w in c.owner.iter().flat_map(|o| o.split([' ', '/', '\\'])) {
-                if let Ok(m) = w.parse::<Mac>() {
-                    macs.push(m);
-                }
-            }
-            macs.dedup();
-            for m in macs {
+            for m in c.macs(&seen.arp) {
                 ix.by_mac.entry(m).or_default().push(i);
             }
         }
