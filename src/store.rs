@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::state::intent::{Change, Intent, Slot, TreeState};
 use crate::state::journal::{Entry, Journal};
 use crate::state::lock::TreeLock;
+use crate::state::record::Durability;
 use anyhow::{bail, Result};
 use sidus_backends::{Backend, SnapshotId, TreeName};
 use std::cell::RefCell;
@@ -165,13 +166,27 @@ impl Store {
         let next = self.next_id(tree)?;
         let mut st = TreeState::load(&self.state_dir, tree)?;
         st.last_id = Some(next.0.clone());
-        st.save(&self.state_dir, tree)?;
+        // The snapshot that takes the ID is the next step.
+        st.save_with(&self.state_dir, tree, self.before_storage_step())?;
         Ok(next)
+    }
+
+    /// How durable a state record written just before a storage step must
+    /// be made by itself: not at all when the backend orders state (the step
+    /// commits it), else now.
+    fn before_storage_step(&self) -> Durability {
+        if self.backend.capabilities().orders_state {
+            Durability::Ordered
+        } else {
+            Durability::Synced
+        }
     }
 
     /// Writes the intent of the change being made durably, before its first
     /// step (`last_id`: a snapshot ID the change will give, recorded in the
-    /// same write). [`Store::journaled`] clears it once the change is journaled.
+    /// same write). When that step is a storage step of a backend that orders
+    /// state, the step itself makes the intent durable (no fsync here; see
+    /// `Capabilities::orders_state`). [`Store::journaled`] clears it once the change is journaled.
     pub fn begin(&self, slot: Slot, change: Change, last_id: Option<&SnapshotId>) -> Result<()> {
         // Every change to a tree begins here: the one place a replica is
         // kept read-only.
@@ -195,7 +210,12 @@ impl Store {
             command: self.invocation.command.clone(),
             change,
         };
-        slot.save(&self.state_dir, &intent, last_id)?;
+        let how = if intent.change.begins_with_storage_step() {
+            self.before_storage_step()
+        } else {
+            Durability::Synced
+        };
+        slot.save(&self.state_dir, &intent, last_id, how)?;
         *self.pending.borrow_mut() = Some((slot, intent));
         Ok(())
     }
@@ -208,7 +228,7 @@ impl Store {
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("no change in progress to update"))?;
         intent.change = change;
-        slot.save(&self.state_dir, intent, last_id)
+        slot.save(&self.state_dir, intent, last_id, Durability::Synced)
     }
 
     /// Adds `note` to the journal entry of the change [`Store::journaled`] is

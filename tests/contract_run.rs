@@ -316,8 +316,11 @@ fn run_sigkill_is_recovered_by_the_next_command() {
             out.stderr
         );
         assert_wrappers_gone(&tree);
-        let state: serde_json::Value = serde_json::from_str(
-            &fs::read_to_string(store.state_dir().join("trees/bb.json")).unwrap(),
+        // The record may be in the file or in its xattr (src/state/record.rs).
+        let state: serde_json::Value = serde_json::from_slice(
+            &sidus_backends::ordered::read_record(&store.state_dir().join("trees/bb.json"))
+                .unwrap()
+                .unwrap(),
         )
         .unwrap();
         assert!(

@@ -185,7 +185,7 @@ pub fn remove_durable_all(paths: &[PathBuf]) -> io::Result<usize> {
 }
 
 /// The temp file beside `path` that this process replaces it through.
-fn temp_path(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(ErrorKind::InvalidInput, "a file path has a name"))?;
@@ -249,7 +249,7 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     }
 }
 
-fn parent(path: &Path) -> io::Result<&Path> {
+pub(crate) fn parent(path: &Path) -> io::Result<&Path> {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => Ok(p),
         _ => Ok(Path::new(".")),

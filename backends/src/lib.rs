@@ -15,6 +15,7 @@ mod leftover;
 pub mod lvm;
 mod mount;
 mod names;
+pub mod ordered;
 pub mod replicate;
 pub mod runner;
 mod snapshot;
@@ -210,6 +211,14 @@ pub struct Capabilities {
     pub native_diff: bool,
     /// It has a shared pool that can overfill (LVM thin): callers check its use.
     pub pool_usage: bool,
+    /// Its storage steps (snapshot, clone, delete, rollback) become durable
+    /// only together with, or after, every metadata change made before them
+    /// to the file system of [`Backend::state_dir`] (btrfs: that file system
+    /// is the store's, and a step is one transaction, a snapshot commits it;
+    /// ZFS: the state is in the store's pool, and a step is a sync task of
+    /// one txg). A state record written by [`ordered::write_ordered`] just
+    /// before such a step then needs no fsync of its own.
+    pub orders_state: bool,
 }
 
 /// How full a shared pool is, in percent.

@@ -58,8 +58,8 @@ mod tests {
     const OTHER_RENAMES: &[(&str, &str)] = &[
         ("backends/src/durable.rs", "the one routine itself"),
         (
-            "backends/src/fsutil.rs",
-            "btrfs snapshot sidecars, made durable by the snapshot's own commit",
+            "backends/src/ordered.rs",
+            "the one routine for records the next storage step commits (metadata, no fsync)",
         ),
         (
             "src/archive/export.rs",

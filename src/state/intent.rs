@@ -13,7 +13,7 @@
 //! - `publish/intent.json`: a publish, unpublish or restore, a group publish
 //!   or an inventory change (the publish lock).
 
-use super::record;
+use super::record::{self, Durability};
 use crate::transaction::Record as RunRecord;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -149,6 +149,20 @@ pub enum Change {
 }
 
 impl Change {
+    /// Whether the change's first step after its intent is a storage step
+    /// (a snapshot, a clone, a snapshot deletion) and nothing outside the
+    /// store's storage changes before it: on a backend that orders state,
+    /// that step makes the intent durable, so the intent needs no fsync.
+    pub fn begins_with_storage_step(&self) -> bool {
+        matches!(
+            self,
+            Change::Snapshot { .. }
+                | Change::Clone { .. }
+                | Change::Rollback { .. }
+                | Change::Delete { .. }
+        )
+    }
+
     /// The trees the change writes to: recovery holds all their locks.
     pub fn trees(&self) -> Vec<&TreeName> {
         match self {
@@ -211,7 +225,12 @@ impl TreeState {
 
     /// Writes `tree`'s state durably.
     pub fn save(&self, state_dir: &Path, tree: &TreeName) -> Result<()> {
-        record::write(&Self::path(state_dir, tree), self)
+        self.save_with(state_dir, tree, Durability::Synced)
+    }
+
+    /// Writes `tree`'s state, as durable as `how` says.
+    pub fn save_with(&self, state_dir: &Path, tree: &TreeName, how: Durability) -> Result<()> {
+        record::write_with(&Self::path(state_dir, tree), self, how)
     }
 }
 
@@ -233,12 +252,15 @@ impl Slot {
         }
     }
 
-    /// Writes `intent` into the slot durably; for a tree, `last_id` too.
+    /// Writes `intent` into the slot (for a tree, `last_id` too), as durable
+    /// as `how` says: [`Durability::Ordered`] only when the change's next
+    /// step is a storage step of a backend that orders state.
     pub fn save(
         &self,
         state_dir: &Path,
         intent: &Intent,
         last_id: Option<&SnapshotId>,
+        how: Durability,
     ) -> Result<()> {
         match self {
             Slot::Tree(t) => {
@@ -247,25 +269,27 @@ impl Slot {
                     st.last_id = Some(st.last_id.take().map_or(id.clone(), |o| o.max(id.clone())));
                 }
                 st.intent = Some(intent.clone());
-                st.save(state_dir, t)?;
+                st.save_with(state_dir, t, how)?;
             }
-            _ => record::write(&self.path(state_dir), intent)?,
+            _ => record::write_with(&self.path(state_dir), intent, how)?,
         }
         super::failpoint::hit("intent:after-write");
         Ok(())
     }
 
-    /// Clears the slot: the change is journaled.
+    /// Clears the slot: the change is journaled. Not flushed: a crash that
+    /// loses the clearing brings the intent back whole, and the next writer
+    /// finds its change journaled and clears it again (`trees::recover::settle`).
     pub fn clear(&self, state_dir: &Path) -> Result<()> {
         match self {
             Slot::Tree(t) => {
                 let mut st = TreeState::load(state_dir, t)?;
                 if st.intent.take().is_some() {
-                    st.save(state_dir, t)?;
+                    st.save_with(state_dir, t, Durability::Ordered)?;
                 }
                 Ok(())
             }
-            _ => super::atomic::remove_durable(&self.path(state_dir)).map(drop),
+            _ => record::remove_with(&self.path(state_dir), Durability::Ordered).map(drop),
         }
     }
 }
@@ -351,9 +375,11 @@ mod tests {
             tree: lab.clone(),
             id: b.clone(),
         });
-        slot.save(d.path(), &i, Some(&b)).unwrap();
+        slot.save(d.path(), &i, Some(&b), Durability::Synced)
+            .unwrap();
         assert_eq!(slot.load(d.path()).unwrap(), Some(i.clone()));
-        slot.save(d.path(), &i, Some(&a)).unwrap();
+        slot.save(d.path(), &i, Some(&a), Durability::Ordered)
+            .unwrap();
         slot.clear(d.path()).unwrap();
         let st = TreeState::load(d.path(), &lab).unwrap();
         assert_eq!((st.last_id, st.intent), (Some(b), None));
@@ -374,7 +400,7 @@ mod tests {
             takes_snapshot: false,
             new: copy.clone(),
         });
-        slot.save(d.path(), &i, None).unwrap();
+        slot.save(d.path(), &i, None, Durability::Ordered).unwrap();
         assert_eq!(clones_involving(d.path(), &lab).unwrap().len(), 1);
         assert_eq!(clones_involving(d.path(), &copy).unwrap().len(), 1);
         assert!(clones_involving(d.path(), &other).unwrap().is_empty());

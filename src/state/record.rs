@@ -2,9 +2,14 @@
 //! publish state): each schema is a Rust type, read here and nowhere else by
 //! hand. A damaged record is an error that names the file, what it holds and
 //! how to repair it; it never reads as "empty".
+//!
+//! A record is written durably now ([`Durability::Synced`]: temp, fsync,
+//! rename, fsync of the directory) or, just before a storage step of a
+//! backend that orders state (see `Capabilities::orders_state`), as
+//! metadata that the step itself makes durable ([`Durability::Ordered`]).
 
 use super::atomic::write_atomic;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -34,11 +39,23 @@ impl fmt::Display for DamagedRecord {
 
 impl std::error::Error for DamagedRecord {}
 
+/// How a state write survives a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Durable when the write returns.
+    Synced,
+    /// Whole or absent after a crash, and durable no later than the storage
+    /// step that follows it, on a backend that orders state: for a record
+    /// written just before such a step, or one whose loss recovery repairs
+    /// (a cleared intent that comes back is found journaled and cleared again).
+    Ordered,
+}
+
 /// Reads the record at `path`; `None` when the file does not exist.
 pub fn read<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+    let bytes = match sidus_backends::ordered::read_record(path) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(None),
         Err(e) => {
             return Err(anyhow::Error::new(e).context(format!("read {what} {}", path.display())))
         }
@@ -55,9 +72,33 @@ pub fn read<T: DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
 
 /// Writes `value` at `path` as pretty JSON, durably (see [`write_atomic`]).
 pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut data = serde_json::to_vec_pretty(value).expect("state records serialize");
-    data.push(b'\n');
-    write_atomic(path, &data, 0o644)
+    write_with(path, value, Durability::Synced)
+}
+
+/// Writes `value` at `path` as JSON, as durable as `how` says.
+pub fn write_with<T: Serialize>(path: &Path, value: &T, how: Durability) -> Result<()> {
+    match how {
+        Durability::Synced => {
+            let mut data = serde_json::to_vec_pretty(value).expect("state records serialize");
+            data.push(b'\n');
+            write_atomic(path, &data, 0o644)
+        }
+        Durability::Ordered => {
+            let data = serde_json::to_vec(value).expect("state records serialize");
+            sidus_backends::ordered::write_ordered(path, &data, 0o644)
+                .map(drop)
+                .with_context(|| format!("write {}", path.display()))
+        }
+    }
+}
+
+/// Removes the record at `path` if there is one, as durable as `how` says.
+pub fn remove_with(path: &Path, how: Durability) -> Result<bool> {
+    match how {
+        Durability::Synced => super::atomic::remove_durable(path),
+        Durability::Ordered => sidus_backends::ordered::remove_ordered(path)
+            .with_context(|| format!("remove {}", path.display())),
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +117,8 @@ mod tests {
         assert_eq!(read::<R>(&p, "the test record").unwrap(), None);
         write(&p, &R { a: 1 }).unwrap();
         assert_eq!(read::<R>(&p, "the test record").unwrap(), Some(R { a: 1 }));
+        write_with(&p, &R { a: 2 }, Durability::Ordered).unwrap();
+        assert_eq!(read::<R>(&p, "the test record").unwrap(), Some(R { a: 2 }));
         std::fs::write(&p, "{\"a\": tr").unwrap();
         let e = read::<R>(&p, "the test record").unwrap_err();
         let text = e.to_string();

@@ -25,7 +25,7 @@ mod qgroup;
 mod replicate;
 mod swap;
 
-use crate::fsutil::{write_json_atomic, write_json_xattr};
+use crate::fsutil::write_json_xattr;
 use crate::runner::Runner;
 use crate::{
     argv, Backend, BackendError, Capabilities, InitOptions, Object, Origin, PoolUsage, Result,
@@ -127,6 +127,8 @@ impl Backend for Btrfs {
         Capabilities {
             // When quotas are enabled; see qgroup.rs.
             snapshot_space: true,
+            // The state directory is on the store's btrfs.
+            orders_state: true,
             ..Capabilities::default()
         }
     }
@@ -321,7 +323,8 @@ impl Backend for Btrfs {
             tree: tree.clone(),
             id: id.clone(),
         };
-        write_json_atomic(
+        // Committed by the snapshot below, like a snapshot's sidecar.
+        write_json_xattr(
             &self.tree_file(new),
             &TreeFile {
                 origin: Some(origin),

@@ -152,6 +152,8 @@ impl Backend for Zfs {
             holds: true,
             native_diff: true,
             pool_usage: false,
+            // The state directory is in the store's dataset.
+            orders_state: true,
         }
     }
 
