@@ -455,9 +455,12 @@ fn root_btrfs_doctor_finds_leftovers_damage_modes_mounts_processes_and_repairs_t
         "{log:#}"
     );
     // The rebuilt state keeps IDs from being given again.
-    let st: serde_json::Value =
-        serde_json::from_slice(&sidus_backends::ordered::read_record(&state).unwrap().unwrap())
-            .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(
+        &sidus_backends::ordered::read_record(&state)
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     assert!(st["last_id"].as_str().is_some(), "{st}");
     env.store.snapshot("lab", "after repair");
 }
