@@ -76,7 +76,7 @@ fn rollback_saves_the_current_state_first_and_keeps_every_snapshot() {
     fake.write(&lab, "unsaved");
     let (safety, to) = trees::rollback(&store, &r(&format!("lab@{}", a.id))).unwrap();
     assert_eq!(fake.content(&lab), "v1");
-    assert_eq!(to.id, a.id);
+    assert_eq!(to, a.id);
     assert_eq!(safety.kind, SnapshotKind::Safety);
     assert_eq!(safety.parent, Some(b.id.clone()));
     assert_eq!(safety.user, "alice");

@@ -93,15 +93,22 @@ pub fn clone(store: &Store, json: bool, a: &CloneArgs) -> Result<()> {
 pub fn rollback(store: &Store, json: bool, target: &TreeRef) -> Result<()> {
     let (safety, to) = store.journaled("rollback", Some(&target.tree), || {
         let (safety, to) = trees::rollback(store, target)?;
-        let ids = vec![to.id.to_string(), safety.id.to_string()];
+        let ids = vec![to.to_string(), safety.id.to_string()];
         Ok(((safety, to), ids))
     })?;
+    let tree = &target.tree;
     if json {
-        print_json(&serde_json::json!({ "tree": to.tree, "rolled_back_to": to, "safety": safety }));
+        // The whole record only when asked for: listing it costs a query on ZFS.
+        let to = store
+            .backend
+            .list_snapshots(Some(tree))?
+            .into_iter()
+            .find(|s| s.id == to);
+        print_json(&serde_json::json!({ "tree": tree, "rolled_back_to": to, "safety": safety }));
     } else {
         println!(
-            "rolled '{}' back to {}; the previous state is snapshot {} (sidus rollback {}@{} undoes this)",
-            to.tree, to.id, safety.id, to.tree, safety.id
+            "rolled '{tree}' back to {to}; the previous state is snapshot {} (sidus rollback {tree}@{} undoes this)",
+            safety.id, safety.id
         );
     }
     Ok(())

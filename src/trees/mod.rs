@@ -256,31 +256,33 @@ pub fn clone(store: &Store, src: &TreeRef, new: &TreeName) -> Result<(PathBuf, S
 }
 
 /// Makes the working tree the content of `r`, after a `safety` snapshot of the
-/// current state; every snapshot stays. Returns (safety, target).
-pub fn rollback(store: &Store, r: &TreeRef) -> Result<(Snapshot, Snapshot)> {
+/// current state; every snapshot stays. Returns (safety, target ID): only
+/// the ID is resolved, so a backend that lists IDs cheaper than whole
+/// snapshots (ZFS) runs no listing query on the way.
+pub fn rollback(store: &Store, r: &TreeRef) -> Result<(Snapshot, SnapshotId)> {
     let _lock = store.write_lock(&r.tree)?;
-    let target = resolve_ref(store, r)?;
+    let target = resolve_ref_id(store, r)?;
     store.check_pool_room(&format!("snapshot tree '{}'", r.tree))?;
     let next = store.next_id(&r.tree)?;
     store.begin(
         Slot::Tree(r.tree.clone()),
         Change::Rollback {
             tree: r.tree.clone(),
-            target: target.id.clone(),
+            target: target.clone(),
             safety: next.0.clone(),
         },
         Some(&next.0),
     )?;
     let safety = make_snapshot(
         store,
-        &target.tree,
+        &r.tree,
         next,
         SnapshotKind::Safety,
-        &format!("before rollback to {}", target.id),
+        &format!("before rollback to {target}"),
         RunFacts::default(),
     )?;
     failpoint::hit("rollback:after-safety");
-    replace_working(store, &target.tree, &target.id, &safety.id)?;
+    replace_working(store, &r.tree, &target, &safety.id)?;
     failpoint::hit("rollback:after-replace");
     Ok((safety, target))
 }

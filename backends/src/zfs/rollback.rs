@@ -23,6 +23,19 @@ impl Zfs {
         args.extend(argv![&found.name, &swap]);
         self.zfs(format!("copy {tree}@{id} for rollback"), args)?;
         crate::failpoint::hit("zfs:rollback-after-clone");
+        // Whether the replaced dataset keeps a snapshot once the clone is
+        // promoted (those newer than the target, or all of them when the
+        // target is elsewhere): read from .zfs/snapshot, so the usual case (a
+        // safety snapshot was just taken) needs no `zfs list` afterwards.
+        let keeps_snapshots = snapshot_names(&working.mountpoint).is_some_and(|names| {
+            if found.dataset() == working.name {
+                names
+                    .iter()
+                    .any(|n| n.parse::<SnapshotId>().is_ok_and(|n| &n > id))
+            } else {
+                !names.is_empty()
+            }
+        });
         let history = self.history_name(tree)?;
         if let Err(e) = self.zfs(
             format!("move the replaced working tree of '{tree}' aside"),
@@ -41,7 +54,9 @@ impl Zfs {
         self.promote(&working.name);
         // A rollback to the newest snapshot (a failed run back to its pre)
         // moves no snapshot aside: the replaced dataset would stay empty.
-        self.collect_history(&history);
+        if !keeps_snapshots {
+            self.collect_history(&history);
+        }
         Ok(())
     }
 
@@ -109,4 +124,14 @@ impl Zfs {
         }
         Ok(name)
     }
+}
+
+/// The snapshot names under `.zfs/snapshot` of a mounted dataset (listing
+/// them mounts none); `None` when they cannot be read.
+fn snapshot_names(mountpoint: &std::path::Path) -> Option<Vec<String>> {
+    let dir = std::fs::read_dir(mountpoint.join(".zfs").join("snapshot")).ok()?;
+    Some(
+        dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect(),
+    )
 }
