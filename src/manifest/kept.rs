@@ -221,7 +221,7 @@ pub fn of_snapshot(
     tm("reference");
     // Taken here: the two snapshots' creation times bound every ctime
     // written after the reference's content was fixed.
-    let (m, stats) = scan_with(store, &root, reference.as_ref(), progress, |rs, _| {
+    let (m, stats) = scan_with(store, &root, reference.as_ref(), true, progress, |rs, _| {
         let oldest = rs.created.min(snap.created);
         (
             oldest.timestamp() - TRUST_MARGIN_SECS,
@@ -264,7 +264,7 @@ pub fn of_received(
         true => reference_for(store, snap)?,
         false => None,
     };
-    let (m, stats) = scan_with(store, root, reference.as_ref(), progress, |_, rm| {
+    let (m, stats) = scan_with(store, root, reference.as_ref(), false, progress, |_, rm| {
         let newest = rm
             .entries
             .iter()
@@ -283,11 +283,13 @@ pub fn of_received(
 }
 
 /// Scans `root`, reusing the kept manifest of `reference` (a snapshot of the
-/// same tree) for entries whose stamp is older than `trusted_before` says.
+/// same tree) for entries whose stamp is older than `trusted_before` says
+/// (see [`Reference`] for `extents_of_retouched`).
 fn scan_with(
     store: &Store,
     root: &Path,
     reference: Option<&(Snapshot, Manifest)>,
+    extents_of_retouched: bool,
     progress: &Progress,
     trusted_before: impl Fn(&Snapshot, &Manifest) -> (i64, u32),
 ) -> Result<(Manifest, ScanStats)> {
@@ -307,6 +309,7 @@ fn scan_with(
         },
         manifest: rm,
         trusted_before: trusted_before(rs, rm),
+        extents_of_retouched,
     };
     scan::scan(root, Some(&r), progress)
 }

@@ -93,8 +93,8 @@ fn answer(out: &mut impl Write, value: &impl serde::Serialize) -> Result<()> {
 
 /// Takes one snapshot of `tree` in from the framed stream on `input` and
 /// answers on `out` as soon as it is listed: the journal entry, the end of
-/// the intent and the kept manifest (a cache, computed again if lost) are
-/// written while the primary goes on.
+/// the intent and the kept manifest are written while the primary goes on
+/// (a manifest lost in a crash is computed again when asked for).
 fn receive(
     store: &Store,
     tree: &TreeName,
@@ -126,20 +126,29 @@ fn receive(
     let tree = header.snapshot.tree.clone();
     let _lock = store.write_lock(&tree)?;
     let mut answered = Ok(());
-    store.journaled("replica-receive", Some(&tree), || {
-        let (r, checked) = receive_locked(store, repl, &header, input)?;
-        // Before the bookkeeping below; a primary gone by now does not undo
-        // the listing, so its error is returned after the journal entry.
-        answered = answer(out, &r);
-        if let Some(m) = checked {
-            if let Err(e) = kept::save(store.state_dir(), &header.snapshot, &m) {
-                log::warn!("{e:#}");
-            }
+    let state_dir = store.state_dir().to_path_buf();
+    let snap = &header.snapshot;
+    std::thread::scope(|s| {
+        let mut keeping = None;
+        store.journaled("replica-receive", Some(&tree), || {
+            let (r, checked) = receive_locked(store, repl, &header, input)?;
+            // Before the bookkeeping below; a primary gone by now does not
+            // undo the listing, so its error is returned after the journal.
+            answered = answer(out, &r);
+            // Kept while the journal entry is written: their flushes overlap.
+            keeping = checked.map(|m| s.spawn(move || kept::save(&state_dir, snap, &m)));
+            Ok(((), vec![r.id.to_string()]))
+        })?;
+        answered?;
+        // The snapshot is listed either way; the failure is said.
+        match keeping.map(|k| k.join().expect("keeping a manifest panicked")) {
+            Some(Err(e)) => Err(e.context(format!(
+                "keep the manifest of the received {}@{}",
+                snap.tree, snap.id
+            ))),
+            _ => Ok(()),
         }
-        let ids = vec![r.id.to_string()];
-        Ok(((), ids))
-    })?;
-    answered
+    })
 }
 
 fn receive_locked(
