@@ -108,3 +108,8 @@ printf '%-34s %12s   raw btrfs send -p | btrfs receive %12s   %s\n' \
 printf '%-34s %12s   raw btrfs send | btrfs receive    %12s   %s\n' \
     "sidus replicate (whole tree)" "$(fmt $full_sid)" "$(fmt $full_raw)" "$(ratio $full_sid $full_raw)"
 printf 'incremental / whole: sidus %s, raw %s\n' "$(ratio $sid $full_sid)" "$(ratio $rawt $full_raw)"
+# Each round's two runs follow each other, under the same load: the median of
+# their ratios is the figure least moved by other programs on the host.
+pairs=()
+for ((r = 0; r < runs; r++)); do pairs+=("$((sids[r] * 1000 / raws[r]))"); done
+printf 'median of the paired ratios (sidus / raw): %s\n' "$(awk -v p="$(median "${pairs[@]}")" 'BEGIN { printf "%.2fx", p / 1000 }')"
