@@ -205,6 +205,23 @@ fn root_btrfs_replica_checks_the_primary_root_hash() {
     // The replica kept the manifest it checked: the same root hash.
     assert_eq!(b.sidus(&["manifest", &format!("lab@{id}")]).ok(), hash);
     b.sidus(&["verify", &format!("lab@{id}")]).ok();
+    // An incremental receive is checked against the replica's manifest of
+    // its parent for what did not change: a file rewritten in place (same
+    // inode and size), one added, one removed are all seen.
+    let root = a.path("lab");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("file0"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[7u8; 4096]).unwrap();
+    drop(f);
+    std::fs::remove_file(root.join("etc/link0")).unwrap();
+    let next = change_and_snapshot(&a, 1, 4096);
+    let hash = a.sidus(&["manifest", &format!("lab@{next}")]).ok();
+    let out = a.sidus(&["replicate", "lab", "--json"]).json();
+    assert_eq!(out[0]["verified"], 1, "{out}");
+    assert_eq!(b.sidus(&["manifest", &format!("lab@{next}")]).ok(), hash);
+    b.sidus(&["verify", &format!("lab@{next}")]).ok();
 }
 
 #[test]

@@ -219,30 +219,15 @@ pub fn of_snapshot(
     let root = store.backend.snapshot_path(&snap.tree, &snap.id)?;
     let reference = reference_for(store, snap)?;
     tm("reference");
-    let (m, stats) = match &reference {
-        Some((rs, rm)) => {
-            let oldest = rs.created.min(snap.created);
-            // Shared extents only tell on btrfs: elsewhere the reference's
-            // content is not needed (and not mounted for it).
-            let on_btrfs = std::fs::File::open(&root)
-                .ok()
-                .and_then(crate::history::extents::btrfs_fsid)
-                .is_some();
-            let r = Reference {
-                root: match on_btrfs {
-                    true => Some(store.backend.snapshot_path(&rs.tree, &rs.id)?),
-                    false => None,
-                },
-                manifest: rm,
-                trusted_before: (
-                    oldest.timestamp() - TRUST_MARGIN_SECS,
-                    oldest.timestamp_subsec_nanos(),
-                ),
-            };
-            scan::scan(&root, Some(&r), progress)?
-        }
-        None => scan::scan(&root, None, progress)?,
-    };
+    // Taken here: the two snapshots' creation times bound every ctime
+    // written after the reference's content was fixed.
+    let (m, stats) = scan_with(store, &root, reference.as_ref(), true, progress, |rs, _| {
+        let oldest = rs.created.min(snap.created);
+        (
+            oldest.timestamp() - TRUST_MARGIN_SECS,
+            oldest.timestamp_subsec_nanos(),
+        )
+    })?;
     tm("scan");
     save(store.state_dir(), snap, &m)?;
     tm("save");
@@ -253,6 +238,80 @@ pub fn of_snapshot(
             stats,
         }),
     ))
+}
+
+/// The manifest of a snapshot being received (not listed yet where the
+/// backend hides it until checked), its content at `root`, reusing the kept
+/// manifest of an earlier snapshot of the tree here as [`of_snapshot`] does:
+/// an incremental receive reads what changed, not the tree. Not kept: the
+/// caller keeps it once it matches the primary's root hash. `incremental`
+/// says the tree has snapshots here (a whole stream begins the tree).
+///
+/// The snapshots' creation times are the primary's and bound nothing here
+/// (`btrfs receive` writes with this host's clock, `zfs recv` sets the
+/// primary's times). What does: the newest ctime in the reference's manifest
+/// is no later than the moment its content was fixed, so anything changed
+/// after it, by that receive or a later one, has a newer ctime (less the
+/// coarseness of file times, which the margin covers).
+pub fn of_received(
+    store: &Store,
+    snap: &Snapshot,
+    root: &Path,
+    incremental: bool,
+    progress: &Progress,
+) -> Result<(Manifest, Option<Computed>)> {
+    let reference = match incremental {
+        true => reference_for(store, snap)?,
+        false => None,
+    };
+    let (m, stats) = scan_with(store, root, reference.as_ref(), false, progress, |_, rm| {
+        let newest = rm
+            .entries
+            .iter()
+            .filter_map(|e| e.stamp.map(|s| s.ctime))
+            .max()
+            .unwrap_or((i64::MIN + TRUST_MARGIN_SECS, 0));
+        (newest.0 - TRUST_MARGIN_SECS, newest.1)
+    })?;
+    Ok((
+        m,
+        Some(Computed {
+            reference: reference.map(|(s, _)| s.id),
+            stats,
+        }),
+    ))
+}
+
+/// Scans `root`, reusing the kept manifest of `reference` (a snapshot of the
+/// same tree) for entries whose stamp is older than `trusted_before` says
+/// (see [`Reference`] for `extents_of_retouched`).
+fn scan_with(
+    store: &Store,
+    root: &Path,
+    reference: Option<&(Snapshot, Manifest)>,
+    extents_of_retouched: bool,
+    progress: &Progress,
+    trusted_before: impl Fn(&Snapshot, &Manifest) -> (i64, u32),
+) -> Result<(Manifest, ScanStats)> {
+    let Some((rs, rm)) = reference else {
+        return scan::scan(root, None, progress);
+    };
+    // Shared extents only tell on btrfs: elsewhere the reference's content
+    // is not needed (and not mounted for it).
+    let on_btrfs = std::fs::File::open(root)
+        .ok()
+        .and_then(crate::history::extents::btrfs_fsid)
+        .is_some();
+    let r = Reference {
+        root: match on_btrfs {
+            true => Some(store.backend.snapshot_path(&rs.tree, &rs.id)?),
+            false => None,
+        },
+        manifest: rm,
+        trusted_before: trusted_before(rs, rm),
+        extents_of_retouched,
+    };
+    scan::scan(root, Some(&r), progress)
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 //!   file changed after the reference was taken has a newer ctime; the margin
 //!   covers the coarse clock file times use (racy-git's rule);
 //! - otherwise, on one btrfs file system, a file of the same size mapping
-//!   exactly the same extents as the reference's ([`crate::history::extents`]).
+//!   exactly the same extents as the reference's ([`crate::history::extents`];
+//!   for a received snapshot only where its mtime is the reference's too).
 
 use super::{Entry, Hash, Manifest, Stamp};
 use crate::history::diff::Kind;
@@ -43,6 +44,12 @@ pub struct Reference<'a> {
     /// trusted by their stamp: the older of the two snapshots' creation times,
     /// less the margin.
     pub trusted_before: (i64, u32),
+    /// Whether a file whose mtime is not the reference's is compared by its
+    /// extents too (content kept through a `touch`, a reflink copy). Not for
+    /// a receive, which has just written such files: their extents tell only
+    /// once their dirty data is written back, which costs more than hashing
+    /// it from the page cache.
+    pub extents_of_retouched: bool,
 }
 
 /// How a scan got its hashes.
@@ -277,9 +284,14 @@ impl Walk<'_> {
                         e.xattrs = xattrs;
                         self.stats.reused_by_stamp += 1;
                     } else {
+                        let retouched = self.reference.is_some_and(|r| r.extents_of_retouched);
                         let same_extents_as = if self.one_btrfs {
                             self.reference_entry(&path)
                                 .filter(|r| r.kind == Kind::File && r.size == e.size)
+                                .filter(|r| {
+                                    retouched
+                                        || r.stamp.map(|s| s.mtime) == e.stamp.map(|s| s.mtime)
+                                })
                                 .and_then(|r| r.hash)
                         } else {
                             None

@@ -99,6 +99,7 @@ fn a_reference_spares_unchanged_files_only_when_their_stamps_are_old_enough() {
         root: Some(t.path().to_path_buf()),
         manifest: &old,
         trusted_before: (i64::MAX, 0),
+        extents_of_retouched: true,
     };
     let (new, stats) = scan(t.path(), Some(&trusting), &Progress::quiet()).unwrap();
     assert_eq!(new, full(t.path()), "same manifest as a full read");

@@ -12,7 +12,7 @@
 
 use super::wire::{self, Header, Received, PROTOCOL};
 use super::ReplicaOf;
-use crate::manifest::{kept, scan};
+use crate::manifest::{kept, Manifest};
 use crate::progress::Progress;
 use crate::state::failpoint;
 use crate::state::intent::{Change, Slot, TreeState};
@@ -77,8 +77,7 @@ pub fn serve(
         .context("read from the primary")?
         .is_empty()
     {
-        let got = receive(store, tree, input)?;
-        answer(out, &got)?;
+        receive(store, tree, input, out)?;
     }
     Ok(())
 }
@@ -92,8 +91,16 @@ fn answer(out: &mut impl Write, value: &impl serde::Serialize) -> Result<()> {
         .context("answer the primary")
 }
 
-/// Takes one snapshot of `tree` in from the framed stream on `input`.
-fn receive(store: &Store, tree: &TreeName, input: &mut impl BufRead) -> Result<Received> {
+/// Takes one snapshot of `tree` in from the framed stream on `input` and
+/// answers on `out` as soon as it is listed: the journal entry, the end of
+/// the intent and the kept manifest are written while the primary goes on
+/// (a manifest lost in a crash is computed again when asked for).
+fn receive(
+    store: &Store,
+    tree: &TreeName,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+) -> Result<()> {
     let header = read_header(input)?;
     if &header.snapshot.tree != tree {
         bail!(
@@ -118,10 +125,29 @@ fn receive(store: &Store, tree: &TreeName, input: &mut impl BufRead) -> Result<R
     };
     let tree = header.snapshot.tree.clone();
     let _lock = store.write_lock(&tree)?;
-    store.journaled("replica-receive", Some(&tree), || {
-        let r = receive_locked(store, repl, &header, input)?;
-        let ids = vec![r.id.to_string()];
-        Ok((r, ids))
+    let mut answered = Ok(());
+    let state_dir = store.state_dir().to_path_buf();
+    let snap = &header.snapshot;
+    std::thread::scope(|s| {
+        let mut keeping = None;
+        store.journaled("replica-receive", Some(&tree), || {
+            let (r, checked) = receive_locked(store, repl, &header, input)?;
+            // Before the bookkeeping below; a primary gone by now does not
+            // undo the listing, so its error is returned after the journal.
+            answered = answer(out, &r);
+            // Kept while the journal entry is written: their flushes overlap.
+            keeping = checked.map(|m| s.spawn(move || kept::save(&state_dir, snap, &m)));
+            Ok(((), vec![r.id.to_string()]))
+        })?;
+        answered?;
+        // The snapshot is listed either way; the failure is said.
+        match keeping.map(|k| k.join().expect("keeping a manifest panicked")) {
+            Some(Err(e)) => Err(e.context(format!(
+                "keep the manifest of the received {}@{}",
+                snap.tree, snap.id
+            ))),
+            _ => Ok(()),
+        }
     })
 }
 
@@ -130,7 +156,7 @@ fn receive_locked(
     repl: Option<&dyn Replication>,
     header: &Header,
     input: &mut impl BufRead,
-) -> Result<Received> {
+) -> Result<(Received, Option<Manifest>)> {
     let snap = &header.snapshot;
     let (tree, id) = (&snap.tree, &snap.id);
     let exists = tree_exists(store, tree)?;
@@ -203,42 +229,48 @@ fn receive_locked(
                 )),
             });
         }
-        return Ok(Received {
+        let r = Received {
             tree: tree.clone(),
             id: id.clone(),
             verified: true,
-        });
+        };
+        return Ok((r, None));
     };
     let argv = repl.begin_receive(tree, id, header.parent.as_ref(), resume)?;
     if let Err(e) = feed(&argv, input) {
         return Err(give_up(store, repl, tree, id, e));
     }
     failpoint::hit("receive:after-stream");
-    let mut verified = false;
+    let mut checked = None;
     if let Some(expected) = &header.root_hash {
         if let Some(path) = repl.received_path(tree, id) {
-            if let Err(e) = check_root(store, snap, &path, expected) {
-                discard(store, repl, tree, id)?;
-                return Err(e);
+            match check_root(store, snap, &path, header.parent.is_some(), expected) {
+                Ok(m) => checked = Some(m),
+                Err(e) => {
+                    discard(store, repl, tree, id)?;
+                    return Err(e);
+                }
             }
-            verified = true;
         }
     }
     repl.finish_receive(snap)?;
-    if let (Some(expected), false) = (&header.root_hash, verified) {
+    if let (Some(expected), None) = (&header.root_hash, &checked) {
         // The backend lists a received snapshot at once (ZFS): check it now.
         let path = store.backend.snapshot_path(tree, id)?;
-        if let Err(e) = check_root(store, snap, &path, expected) {
-            store.backend.delete_snapshot(tree, id)?;
-            return Err(e);
+        match check_root(store, snap, &path, header.parent.is_some(), expected) {
+            Ok(m) => checked = Some(m),
+            Err(e) => {
+                store.backend.delete_snapshot(tree, id)?;
+                return Err(e);
+            }
         }
-        verified = true;
     }
-    Ok(Received {
+    let r = Received {
         tree: tree.clone(),
         id: id.clone(),
-        verified,
-    })
+        verified: checked.is_some(),
+    };
+    Ok((r, checked))
 }
 
 /// After a failed stream: keeps a partial state the storage can resume (and
@@ -329,16 +361,28 @@ fn feed(argv: &[std::ffi::OsString], input: &mut impl Read) -> Result<()> {
     Ok(())
 }
 
-/// Checks the received content at `path` against the primary's root hash
-/// and keeps its manifest.
+/// Checks the received content at `path` against the primary's root hash;
+/// returns its manifest, for the caller to keep.
 fn check_root(
     store: &Store,
     snap: &sidus_backends::Snapshot,
     path: &std::path::Path,
+    incremental: bool,
     expected: &str,
-) -> Result<()> {
-    let (m, _) = scan::scan(path, None, &Progress::quiet())
+) -> Result<Manifest> {
+    // Against the kept manifest of the snapshot before it here: only what
+    // changed is read, as on the primary.
+    let (m, computed) = kept::of_received(store, snap, path, incremental, &Progress::quiet())
         .with_context(|| format!("read the received {}@{}", snap.tree, snap.id))?;
+    if let Some(c) = computed {
+        log::debug!(
+            "manifest of the received {}@{}: reference {:?}, {:?}",
+            snap.tree,
+            snap.id,
+            c.reference,
+            c.stats
+        );
+    }
     let got = m.root_hash();
     if got != expected {
         bail!(
@@ -347,7 +391,7 @@ fn check_root(
             snap.id
         );
     }
-    kept::save(store.state_dir(), snap, &m)
+    Ok(m)
 }
 
 /// The recovery of a receive whose sidus died.

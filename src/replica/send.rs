@@ -236,13 +236,16 @@ fn replicate_to(
             }
         }
     }
+    // What got there is remembered, also when the rest fails; written while
+    // the remote sidus ends its last receive.
+    let recorded = match &sent.newest {
+        Some(id) => record(store, remote, tree, id),
+        None => Ok(()),
+    };
     if result.is_ok() {
         result = session.close();
     }
-    // What got there is remembered, also when the rest failed.
-    if let Some(id) = &sent.newest {
-        record(store, remote, tree, id)?;
-    }
+    recorded?;
     result.map(|()| sent)
 }
 
