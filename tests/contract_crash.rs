@@ -6,9 +6,11 @@
 //! what is published, mounted, exported and named by boot entries) must be
 //! exactly as before the change or exactly as after it.
 //!
-//! "After" is what the same command makes of the same start on a second
-//! store with no failpoint; IDs differ between stores, so observations name
-//! snapshots by kind and message, which the cases keep unique.
+//! "Before" and "after" are what the case's start holds and what the same
+//! command makes of it on a reference store with no failpoint, once per case
+//! (under TCG an observation takes seconds); IDs differ between stores, so
+//! observations name snapshots by kind and message, which the cases keep
+//! unique.
 //!
 //! A contract test: natively on btrfs, and in the VM (tests/vm/scenarios/
 //! crash.sh) on ZFS and LVM thin with the real nfsd (`SIDUS_TEST_NFSD=1`:
@@ -18,6 +20,7 @@
 
 mod common;
 use common::TestStore;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -31,6 +34,12 @@ struct Env {
     srv: PathBuf,
     tftp: PathBuf,
     exports: PathBuf,
+    /// The IDs of the snapshots [`Env::snapshot`] took, by message: a case's
+    /// start asks for them again, and each `sidus snapshots` costs about a
+    /// second under TCG.
+    ids: RefCell<BTreeMap<String, String>>,
+    /// The working paths [`Env::write`] asked for, by tree.
+    paths: RefCell<BTreeMap<String, PathBuf>>,
 }
 
 impl Env {
@@ -52,6 +61,8 @@ impl Env {
             tftp: d.join("tftp"),
             exports,
             store,
+            ids: RefCell::default(),
+            paths: RefCell::default(),
         };
         let mut cfg = fs::read_to_string(&env.store.config).unwrap();
         cfg.push_str(&format!(
@@ -68,15 +79,18 @@ impl Env {
         self.store.sidus(args)
     }
 
-    /// A tree from a directory holding busybox (so `run` works) and
-    /// a fake kernel (so `publish` works).
-    fn make_tree(&self, name: &str) {
+    /// A tree from a directory holding a fake kernel (so `publish` works)
+    /// and, when `runnable`, busybox with its libraries (so `run` works; a
+    /// few MB that every other case would copy and checksum for nothing).
+    fn make_tree(&self, name: &str, runnable: bool) {
         let src = self.store.dir.path().join(format!("src-{name}"));
         for d in ["bin", "boot", "etc", "root", "tmp", "run", "usr/sbin"] {
             fs::create_dir_all(src.join(d)).unwrap();
         }
-        common::copy_busybox(&src);
-        std::os::unix::fs::symlink("busybox", src.join("bin/sh")).unwrap();
+        if runnable {
+            common::copy_busybox(&src);
+            std::os::unix::fs::symlink("busybox", src.join("bin/sh")).unwrap();
+        }
         fs::write(src.join("etc/motd"), "one\n").unwrap();
         fs::write(src.join(format!("boot/vmlinuz-{KERNEL}")), "KERNEL").unwrap();
         fs::write(src.join(format!("boot/initrd.img-{KERNEL}")), "INITRD").unwrap();
@@ -85,15 +99,28 @@ impl Env {
     }
 
     fn write(&self, tree: &str, file: &str, text: &str) {
-        fs::write(self.store.path(tree).join(file), text).unwrap();
+        let path = self
+            .paths
+            .borrow_mut()
+            .entry(tree.to_string())
+            .or_insert_with(|| self.store.path(tree))
+            .clone();
+        fs::write(path.join(file), text).unwrap();
     }
 
     fn snapshot(&self, tree: &str, msg: &str) -> String {
-        self.store.snapshot(tree, msg)
+        let id = self.store.snapshot(tree, msg);
+        self.ids
+            .borrow_mut()
+            .insert(format!("{tree}\n{msg}"), id.clone());
+        id
     }
 
     /// The ID of the snapshot of `tree` with message `msg`.
     fn id(&self, tree: &str, msg: &str) -> String {
+        if let Some(id) = self.ids.borrow().get(&format!("{tree}\n{msg}")) {
+            return id.clone();
+        }
         let v = self.sidus(&["snapshots", tree, "--json"]).json();
         v.as_array()
             .unwrap()
@@ -209,14 +236,14 @@ fn observe(env: &Env, next: Option<&[String]>) -> Obs {
             None => t,
         }
     };
+    // Each tree's and snapshot's content, listed all at once.
+    let mut contents = Vec::new();
     for (name, (t, snaps)) in &per_tree {
         facts.insert(format!(
             "tree {name} origin {}",
             n(&t["origin"].to_string())
         ));
-        for line in TestStore::listing(&env.store.path(name)) {
-            facts.insert(format!("tree {name} has {line}"));
-        }
+        contents.push((format!("tree {name}"), env.store.path(name)));
         for s in snaps.as_array().unwrap() {
             if s["message"] == NEXT {
                 continue;
@@ -229,9 +256,14 @@ fn observe(env: &Env, next: Option<&[String]>) -> Obs {
                 n(&s["pre"].to_string()),
                 s["status"]
             ));
-            for line in TestStore::listing(&env.store.path(&format!("{name}@{id}"))) {
-                facts.insert(format!("snapshot {name}@{label} has {line}"));
-            }
+            let path = env.store.path(&format!("{name}@{id}"));
+            contents.push((format!("snapshot {name}@{label}"), path));
+        }
+    }
+    let roots: Vec<&Path> = contents.iter().map(|(_, p)| p.as_path()).collect();
+    for ((what, _), lines) in contents.iter().zip(listings(&roots)) {
+        for line in lines {
+            facts.insert(format!("{what} has {line}"));
         }
     }
     let log = env.sidus(&["log", "--json"]).json();
@@ -301,6 +333,58 @@ fn observe(env: &Env, next: Option<&[String]>) -> Obs {
     Obs(facts)
 }
 
+/// [`TestStore::listing`] of each of `roots` (the same lines, unsorted), from
+/// two `find`s over all of them: under TCG a process costs tens of
+/// milliseconds, and an observation lists a dozen trees and snapshots.
+fn listings(roots: &[&Path]) -> Vec<Vec<String>> {
+    // ROOT/. : the walk starts inside the root (a snapshot's automount
+    // included), and its own entry is "." as in the one-root listing.
+    let starts: Vec<String> = roots.iter().map(|r| format!("{}/.", r.display())).collect();
+    let mut out = vec![Vec::new(); roots.len()];
+    if roots.is_empty() {
+        return out;
+    }
+    let find = |action: &[&str]| {
+        let mut c = Command::new("find");
+        c.args(&starts).arg("(");
+        for (i, s) in starts.iter().enumerate() {
+            if i > 0 {
+                c.arg("-o");
+            }
+            c.args(["-path", &format!("{s}/lost+found")]);
+        }
+        c.args([")", "-prune", "-o"]).args(action);
+        let o = c.output().expect("run find");
+        if !o.status.success() {
+            // What it could list still counts; what it could not will differ.
+            eprintln!("find: {}", String::from_utf8_lossy(&o.stderr).trim());
+        }
+        String::from_utf8(o.stdout).unwrap()
+    };
+    for line in find(&["-printf", "%H\t%P %y %m %U:%G %l\n"]).lines() {
+        let (start, rest) = line.split_once('\t').unwrap();
+        let i = starts.iter().position(|s| s == start).unwrap();
+        let rest = if rest.starts_with(' ') {
+            format!(".{rest}")
+        } else {
+            format!("./{rest}")
+        };
+        out[i].push(rest);
+    }
+    for line in find(&["-type", "f", "-exec", "md5sum", "{}", "+"]).lines() {
+        let (sum, path) = line.split_once("  ").unwrap();
+        // The longest start the path is under (a snapshot may lie below its tree).
+        let (i, start) = starts
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| path.starts_with(&format!("{s}/")))
+            .max_by_key(|(_, s)| s.len())
+            .unwrap();
+        out[i].push(format!("{sum}  .{}", &path[start.len()..]));
+    }
+    out
+}
+
 /// Every boot entry file at or under `p`, by name and content.
 fn entries(p: &Path, n: &dyn Fn(&str) -> String, facts: &mut BTreeSet<String>) {
     if p.is_dir() {
@@ -346,11 +430,16 @@ fn v(args: &[&str]) -> Vec<String> {
 }
 
 fn lab(env: &Env) {
-    env.make_tree("lab");
+    env.make_tree("lab", false);
+}
+
+/// [`lab`] with busybox in it, for `run`.
+fn lab_runnable(env: &Env) {
+    env.make_tree("lab", true);
 }
 
 fn lab_with_history(env: &Env) {
-    env.make_tree("lab");
+    env.make_tree("lab", false);
     env.snapshot("lab", "a");
     env.write("lab", "etc/motd", "two\n");
     env.snapshot("lab", "b");
@@ -543,7 +632,7 @@ fn cases() -> Vec<Case> {
             what: "run",
             area: Area::Run,
             failpoints: &["run:after-pre", "run:after-command", "run:after-post"],
-            setup: lab,
+            setup: lab_runnable,
             cmd: |_| {
                 v(&[
                     "run",
@@ -563,7 +652,7 @@ fn cases() -> Vec<Case> {
             what: "failing run",
             area: Area::Run,
             failpoints: &["run:after-command"],
-            setup: lab,
+            setup: lab_runnable,
             cmd: |_| {
                 v(&[
                     "run",
@@ -729,19 +818,22 @@ fn run(env: &Env, args: &[String], failpoint: Option<&str>) -> (Option<i32>, Str
     )
 }
 
-/// What `cmd` makes of `case`'s start on a fresh store.
-fn outcome_of(case: &Case, cmd: fn(&Env) -> Vec<String>) -> Obs {
-    let env = Env::new();
-    (case.setup)(&env);
-    run(&env, &cmd(&env), None);
-    observe(&env, None)
-}
-
-/// Kills `case` at `fp`, settles, and checks; returns a failure, if any.
-fn crash_at(case: &Case, fp: &str, allowed: &[Obs]) -> Result<(), String> {
+/// What `case`'s start holds and what `cmd` makes of it, on a fresh store.
+/// The start is the same on every store (observations name snapshots by
+/// label, not ID), so one store gives the "before" of every crash of the case.
+fn outcome_of(case: &Case, cmd: fn(&Env) -> Vec<String>) -> (Obs, Obs) {
     let env = Env::new();
     (case.setup)(&env);
     let before = observe(&env, None);
+    run(&env, &cmd(&env), None);
+    (before, observe(&env, None))
+}
+
+/// Kills `case` at `fp`, settles, and checks that the store is as `before`
+/// or as one of `allowed`; returns a failure, if any.
+fn crash_at(case: &Case, fp: &str, before: &Obs, allowed: &[Obs]) -> Result<(), String> {
+    let env = Env::new();
+    (case.setup)(&env);
     let (code, err) = run(&env, &(case.cmd)(&env), Some(fp));
     if code.is_some() {
         return Err(format!(
@@ -762,7 +854,7 @@ fn crash_at(case: &Case, fp: &str, allowed: &[Obs]) -> Result<(), String> {
         ));
     }
     let now = observe(&env, Some(&next));
-    if now == before || allowed.contains(&now) {
+    if now == *before || allowed.contains(&now) {
         return Ok(());
     }
     let after = &allowed[0];
@@ -822,14 +914,15 @@ fn kill_at_every_failpoint(area: Area) {
             let (failures, runs, points, all) = (&failures, &runs, &points, &all);
             s.spawn(move || {
                 for case in chunk {
-                    let mut allowed = vec![outcome_of(case, case.cmd)];
+                    let (before, after) = outcome_of(case, case.cmd);
+                    let mut allowed = vec![after];
                     if let Some(alt) = case.alt {
-                        allowed.push(outcome_of(case, alt));
+                        allowed.push(outcome_of(case, alt).1);
                     }
                     for fp in case.failpoints.iter().filter(|f| all.contains(**f)) {
                         runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         points.lock().unwrap().insert(fp.to_string());
-                        if let Err(e) = crash_at(case, fp, &allowed) {
+                        if let Err(e) = crash_at(case, fp, &before, &allowed) {
                             failures.lock().unwrap().push(format!("{}: {e}", case.what));
                         }
                     }
