@@ -137,6 +137,7 @@ fn switch(
     let manifest = root_hash(store, tree, id)?;
     system::check_can_apply(&cfg)?;
     let server = steps::server(&cfg)?;
+    let others = super::served_by::fallbacks(store.state_dir(), tree, id)?;
 
     store.begin(
         Slot::Publish,
@@ -164,10 +165,10 @@ fn switch(
             &mut undo,
             &cfg,
             &server,
-            tree,
-            id,
+            (tree, id),
             &kernel.version,
             &manifest,
+            &others,
         )?;
         failpoint::hit("publish:after-entries");
         steps::save_state(&mut undo, store, state.clone(), &next)?;
@@ -213,10 +214,10 @@ pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Resul
             &mut keep,
             &cfg,
             &server,
-            tree,
-            id,
+            (tree, id),
             &kernel.version,
             &manifest,
+            &super::served_by::fallbacks(store.state_dir(), tree, id)?,
         )?;
         next.save(store.state_dir())?;
         return Ok(Recovered::Finished(
