@@ -382,9 +382,14 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
         Ok(a) => a,
         Err(e) => return Err(undo.unwind(e)),
     };
+    let mut warnings = tidy_unpublished(&cfg, tree, &id);
+    // The other servers of an ID no longer served here are no one's business.
+    if let Err(e) = super::served_by::update(store, |s| s.set(tree, &id, Vec::new())) {
+        warnings.push(format!("the servers of {tree}@{id} stay recorded: {e:#}"));
+    }
     Ok(Unpublished {
         tree: tree.clone(),
-        warnings: tidy_unpublished(&cfg, tree, &id),
+        warnings,
         id,
         was_current,
         cut_off_clients: clients,

@@ -5,9 +5,10 @@
 //! Filled by `publish --on REMOTE` on the store that asks (for each remote
 //! with a `--server`), and by `publish --fallback SERVER:PATH` on the
 //! server that publishes (which `publish --on` passes to each remote: this
-//! server and the other remotes that serve the ID). A record is a hint for
-//! rendering: a server that stopped serving the ID only costs nodes a
-//! failed download before the next one.
+//! server and the other remotes that serve the ID); dropped when the ID is
+//! unpublished here. A record is a hint for rendering: a server that
+//! stopped serving the ID only costs nodes a failed download before the
+//! next one.
 
 use super::boot;
 use super::config::PublishConfig;
