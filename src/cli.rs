@@ -221,6 +221,11 @@ pub struct PublishArgs {
     /// (`sidus replicate` first); the same TREE@ID has the same fsid everywhere.
     #[arg(long = "on", value_name = "REMOTE")]
     pub on: Vec<String>,
+    /// Another server that serves the same TREE@ID at PATH (repeatable, in
+    /// order): the iPXE entries try it when this server fails. Kept per ID;
+    /// `publish --on` passes it to each remote for you.
+    #[arg(long, value_name = "SERVER:PATH", conflicts_with_all = ["on", "rollback"])]
+    pub fallback: Vec<String>,
 }
 
 /// `sidus unpublish`

@@ -318,13 +318,14 @@ fn root_btrfs_replica_archive_stream_checks_and_survives_a_kill() {
     assert_same(&a, &b);
 }
 
-/// Adds a `[publish]` section serving under the store's temp dir, without nfsd.
-fn publish_here(s: &TestStore) -> std::path::PathBuf {
+/// Adds a `[publish]` section serving under the store's temp dir, without
+/// nfsd, nodes mounting from `server`.
+fn publish_here(s: &TestStore, server: &str) -> std::path::PathBuf {
     let d = s.dir.path();
     let exports = d.join("exports");
     let mut cfg = std::fs::read_to_string(&s.config).unwrap();
     cfg.push_str(&format!(
-        "\n[publish]\nroot = \"{}\"\nboot_root = \"{}\"\nexports_file = \"{}\"\nserver = \"192.0.2.1\"\nclients = [\"127.0.0.1\"]\napply_exports = false\n",
+        "\n[publish]\nroot = \"{}\"\nboot_root = \"{}\"\nexports_file = \"{}\"\nserver = \"{server}\"\nclients = [\"127.0.0.1\"]\napply_exports = false\n",
         d.join("srv").display(),
         d.join("tftp").display(),
         exports.display()
@@ -334,16 +335,28 @@ fn publish_here(s: &TestStore) -> std::path::PathBuf {
 }
 
 #[test]
-fn root_btrfs_replica_publish_on_the_remote_gives_the_same_fsid() {
+fn root_btrfs_replica_publish_on_gives_the_same_fsid_and_entries_list_both_servers() {
     require_root_btrfs!();
     let (a, b) = pair(&[]);
+    let cmd = format!("{BIN} --config {}", b.config.display());
+    let add = [
+        "remote",
+        "add",
+        "bs",
+        "--command",
+        &cmd,
+        "--server",
+        "192.0.2.2",
+    ];
+    a.sidus(&add).ok();
+    assert!(a.sidus(&["remote", "list"]).ok().contains(" 192.0.2.2 "));
     let root = a.path("lab");
     std::fs::create_dir_all(root.join("boot")).unwrap();
     std::fs::write(root.join("boot/vmlinuz-6.1.0-test"), "KERNEL").unwrap();
     std::fs::write(root.join("boot/initrd.img-6.1.0-test"), "INITRD").unwrap();
     let id = a.snapshot("lab", "bootable");
     a.sidus(&["replicate", "lab"]).ok();
-    let (ea, eb) = (publish_here(&a), publish_here(&b));
+    let (ea, eb) = (publish_here(&a, "192.0.2.1"), publish_here(&b, "192.0.2.2"));
     let target = format!("lab@{id}");
     a.sidus(&["publish", &target]).ok();
     // On the replica, by the primary's `publish --on`: `latest` is resolved here.
@@ -361,6 +374,29 @@ fn root_btrfs_replica_publish_on_the_remote_gives_the_same_fsid() {
         text[at..].split([',', ')']).next().unwrap().to_string()
     };
     assert_eq!(fsid(&ea), fsid(&eb));
+    // `b` has no --server: entries name one server each, as before.
+    let ipxe =
+        |s: &TestStore| std::fs::read_to_string(s.dir.path().join("tftp/sidus/lab.ipxe")).unwrap();
+    assert!(!ipxe(&a).contains("goto"), "{}", ipxe(&a));
+    // `bs` has one: each server's entries try itself, then the other.
+    a.sidus(&["publish", "lab", "--on", "bs"]).ok();
+    let (srv_a, srv_b) = (a.dir.path().join("srv"), b.dir.path().join("srv"));
+    for (s, first, second, path) in [
+        (&a, "192.0.2.1", "192.0.2.2", &srv_b),
+        (&b, "192.0.2.2", "192.0.2.1", &srv_a),
+    ] {
+        let text = ipxe(s);
+        assert!(
+            text.contains(&format!("tried in this order: {first}, {second}."))
+                && text.contains(&format!("kernel tftp://{second}/sidus/lab/{id}/vmlinuz"))
+                && text.contains(&format!("nfsroot={second}:{}/lab/{id},ro", path.display())),
+            "{text}"
+        );
+    }
+    let e = b
+        .sidus(&["publish", &target, "--fallback", "192.0.2.9"])
+        .fails(2);
+    assert!(e.contains("expected SERVER:PATH"), "{e}");
     for s in [&a, &b] {
         s.sidus(&["unpublish", &target, "--force"]).ok();
     }

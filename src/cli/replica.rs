@@ -41,6 +41,11 @@ pub struct RemoteAddArgs {
     /// A shell command line that runs the remote sidus; its arguments are appended.
     #[arg(long, value_name = "CMD")]
     pub command: Option<String>,
+    /// The address nodes mount from on that server (its publish.server): when
+    /// `publish --on` serves an ID there, the boot entries here and there
+    /// list both servers, and iPXE tries the next when one fails.
+    #[arg(long, value_name = "ADDRESS")]
+    pub server: Option<String>,
 }
 
 /// A remote's name.

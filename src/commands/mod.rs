@@ -8,6 +8,7 @@ mod fleet;
 mod history;
 mod init;
 mod publish;
+mod publish_on;
 mod read;
 mod replica;
 mod run;

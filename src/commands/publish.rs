@@ -47,7 +47,10 @@ pub(super) fn with_secrets(e: anyhow::Error) -> anyhow::Error {
 
 pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
     if !a.on.is_empty() {
-        return super::replica::publish_on(store, json, a);
+        return super::publish_on::publish_on(store, json, a);
+    }
+    if !a.fallback.is_empty() {
+        return with_fallbacks(store, json, a);
     }
     let start = Instant::now();
     for w in clients_policy::world_warnings(&store.config.publish()) {
@@ -131,6 +134,44 @@ pub fn publish(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `publish TREE@REF --fallback SERVER:PATH...`: the list of other servers
+/// of that ID replaced for this publish, and put back if it fails.
+fn with_fallbacks(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
+    use crate::publish::{fallback::Fallback, served_by};
+    let list = a
+        .fallback
+        .iter()
+        .map(|f| Fallback::parse(f))
+        .collect::<Result<Vec<_>>>()?;
+    let target = a
+        .target
+        .as_ref()
+        .expect("clap requires TREE without --group");
+    let id = super::publish_on::target_id(store, target)?;
+    let tree = &target.tree;
+    let old = served_by::update(store, |s| {
+        let old = s.of(tree, &id);
+        s.set(tree, &id, list);
+        old
+    })?;
+    let plain = PublishArgs {
+        target: Some(crate::trees::refs::TreeRef {
+            tree: tree.clone(),
+            reference: Some(id.to_string()),
+        }),
+        rollback: false,
+        group: a.group.clone(),
+        allow_secrets: a.allow_secrets,
+        on: Vec::new(),
+        fallback: Vec::new(),
+    };
+    publish(store, json, &plain).inspect_err(|_| {
+        if let Err(e) = served_by::update(store, |s| s.set(tree, &id, old)) {
+            eprintln!("sidus: warning: the servers of {tree}@{id} were not put back: {e:#}");
+        }
+    })
 }
 
 pub fn unpublish(store: &Store, json: bool, a: &UnpublishArgs) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Remotes and replication: `remote ...`, `replicate`, `replica promote`, and
 //! the hidden subcommands a primary runs on its remotes.
 
-use crate::cli::{PublishArgs, RemoteAddArgs, RemoteCommand, ReplicaCommand, ReplicateArgs};
+use crate::cli::{RemoteAddArgs, RemoteCommand, ReplicaCommand, ReplicateArgs};
 use crate::output::{json as print_json, or_dash, table};
 use crate::replica::remotes::{self, Remote, Remotes, Transport};
 use crate::replica::{have, promote, receive, send, status};
@@ -77,9 +77,13 @@ fn add(store: &Store, json: bool, a: &RemoteAddArgs) -> Result<()> {
             "give the remote as ssh://[user@]host[:port] or --command 'CMD'".into()
         )),
     };
+    if let Some(s) = &a.server {
+        check_server(s)?;
+    }
     let remote = Remote {
         name: a.name.clone(),
         transport,
+        server: a.server.clone(),
         added: chrono::Utc::now(),
         trees: Default::default(),
     };
@@ -96,8 +100,13 @@ fn add(store: &Store, json: bool, a: &RemoteAddArgs) -> Result<()> {
     if json {
         print_json(&remote);
     } else {
+        let nodes = remote
+            .server
+            .as_ref()
+            .map(|s| format!("; its nodes mount from {s}"))
+            .unwrap_or_default();
         println!(
-            "added remote '{}' ({})",
+            "added remote '{}' ({}{nodes})",
             remote.name,
             remote.transport.shown()
         );
@@ -122,12 +131,13 @@ fn list(store: &Store, json: bool) -> Result<()> {
             vec![
                 r.name.clone(),
                 r.transport.shown(),
+                or_dash(r.server.clone()),
                 r.added.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 r.trees.len().to_string(),
             ]
         })
         .collect();
-    table(&["NAME", "REACHED BY", "ADDED", "TREES"], rows);
+    table(&["NAME", "REACHED BY", "SERVER", "ADDED", "TREES"], rows);
     Ok(())
 }
 
@@ -203,63 +213,16 @@ pub fn receive(store: &Store, tree: &TreeName) -> Result<()> {
     receive::serve(store, tree, &mut input, &mut std::io::stdout().lock())
 }
 
-/// `publish ... --on REMOTE...`: the remotes' own sidus publishes the ID
-/// this store resolves the REF to; each remote is tried, the error names
-/// those that failed.
-pub fn publish_on(store: &Store, json: bool, a: &PublishArgs) -> Result<()> {
-    let remotes = Remotes::load(store.state_dir())?.pick(&a.on)?;
-    let mut args: Vec<std::ffi::OsString> = vec!["--json".into(), "publish".into()];
-    if let Some(t) = &a.target {
-        // The same ID everywhere, whatever `latest` or a label is there.
-        args.push(match (&t.reference, a.rollback) {
-            (Some(_), false) => {
-                format!("{}@{}", t.tree, crate::trees::resolve_ref_id(store, t)?).into()
-            }
-            (None, false) => {
-                let latest = store.backend.snapshot_ids(&t.tree)?.into_iter().max();
-                let Some(id) = latest else {
-                    bail!("tree '{}' has no snapshot to publish", t.tree);
-                };
-                format!("{}@{id}", t.tree).into()
-            }
-            _ => t.tree.to_string().into(),
-        });
-    }
-    if a.rollback {
-        args.push("--rollback".into());
-    }
-    if let Some(g) = &a.group {
-        args.extend(["--group".into(), g.to_string().into()]);
-    }
-    if a.allow_secrets {
-        args.push("--allow-secrets".into());
-    }
-    let mut done = serde_json::Map::new();
-    let mut failed = Vec::new();
-    for r in &remotes {
-        match send::ask(r, args.clone()) {
-            Ok(out) => {
-                let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
-                if !json {
-                    let what: Vec<String> = args[2..]
-                        .iter()
-                        .map(|a| a.to_string_lossy().into_owned())
-                        .collect();
-                    println!("{}: sidus publish {}: done", r.name, what.join(" "));
-                }
-                done.insert(r.name.clone(), v);
-            }
-            Err(e) => {
-                eprintln!("sidus: {}", crate::output::escape(&crate::error_chain(&e)));
-                failed.push(r.name.clone());
-            }
-        }
-    }
-    if json {
-        print_json(&done);
-    }
-    if !failed.is_empty() {
-        bail!("publishing failed on remote(s) {}", failed.join(", "));
+/// Checks a remote's `--server`: the rule of `publish.server`.
+fn check_server(s: &str) -> Result<()> {
+    if s.is_empty()
+        || s.starts_with('-')
+        || s.chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == ':' && !s.starts_with('['))
+    {
+        bail!(crate::UsageError(format!(
+            "--server '{s}' is not a host name or address (IPv6 in brackets)"
+        )));
     }
     Ok(())
 }

@@ -142,15 +142,21 @@ pub struct Entry<'a> {
     pub manifest: &'a str,
     /// Appended to the command line.
     pub extra: &'a str,
+    /// Other servers of the same TREE@ID, tried in order after this one
+    /// (see [`super::fallback`]).
+    pub fallbacks: &'a [super::fallback::Fallback],
 }
 
 impl Entry<'_> {
     /// The kernel command line (without the iPXE `initrd=`).
     pub fn cmdline(&self) -> String {
+        self.cmdline_on(self.server, &self.nfs_path.to_string_lossy())
+    }
+
+    /// The kernel command line that mounts the root from `server:path`.
+    pub fn cmdline_on(&self, server: &str, path: &str) -> String {
         let mut s = format!(
-            "root=/dev/nfs nfsroot={}:{},ro sidus.tree={} sidus.snapshot={} sidus.manifest={}",
-            self.server,
-            self.nfs_path.display(),
+            "root=/dev/nfs nfsroot={server}:{path},ro sidus.tree={} sidus.snapshot={} sidus.manifest={}",
             self.tree,
             self.id,
             self.manifest
@@ -173,23 +179,24 @@ impl Entry<'_> {
     /// over TFTP and HTTP alike. A node of the inventory goes on to its own
     /// entry first (`nodes/<mac>.ipxe`, see [`super::fleet::entries`]); any
     /// other node finds none and boots this one. The kernel gets the MAC as
-    /// its NFSv4 client name, so the server can tell nodes apart.
+    /// its NFSv4 client name, so the server can tell nodes apart. With
+    /// fallbacks, each server is tried in turn ([`super::fallback::ipxe_boot`]).
     pub fn ipxe(&self) -> String {
         format!(
-            "#!ipxe\n{}chain --autofree nodes/${{netX/mac:hexhyp}}.ipxe || echo sidus: no node entry for ${{netX/mac}}: booting {t}@{i}\nkernel {t}/{i}/vmlinuz initrd=initrd.img {c} {u}\ninitrd {t}/{i}/initrd.img\nboot\n",
+            "#!ipxe\n{}chain --autofree nodes/${{netX/mac:hexhyp}}.ipxe || echo sidus: no node entry for ${{netX/mac}}: booting {t}@{i}\n{b}",
             self.header(),
             t = self.tree,
             i = self.id,
-            c = self.cmdline(),
-            u = super::fleet::entries::IPXE_UNIQUE_ID,
+            b = super::fallback::ipxe_boot(self, "", super::fleet::entries::IPXE_UNIQUE_ID),
         )
     }
 
     /// The PXELINUX config; paths are relative to the TFTP root.
     pub fn pxelinux(&self) -> String {
         format!(
-            "{}DEFAULT sidus-{t}\nLABEL sidus-{t}\n  MENU LABEL sidus {t}@{i}\n  KERNEL sidus/{t}/{i}/vmlinuz\n  INITRD sidus/{t}/{i}/initrd.img\n  APPEND {c}\n",
+            "{}{}DEFAULT sidus-{t}\nLABEL sidus-{t}\n  MENU LABEL sidus {t}@{i}\n  KERNEL sidus/{t}/{i}/vmlinuz\n  INITRD sidus/{t}/{i}/initrd.img\n  APPEND {c}\n",
             self.header(),
+            super::fallback::pxelinux_note(self),
             t = self.tree,
             i = self.id,
             c = self.cmdline()
@@ -277,6 +284,7 @@ mod tests {
             kernel_version: "6.1.0-26-amd64",
             manifest: "da33",
             extra: "ip=dhcp",
+            fallbacks: &[],
         };
         let cmd = "root=/dev/nfs nfsroot=10.0.0.1:/srv/sidus/lab/20261125T101500Z,ro sidus.tree=lab sidus.snapshot=20261125T101500Z sidus.manifest=da33 ip=dhcp";
         assert_eq!(e.cmdline(), cmd);

@@ -137,6 +137,7 @@ fn switch(
     let manifest = root_hash(store, tree, id)?;
     system::check_can_apply(&cfg)?;
     let server = steps::server(&cfg)?;
+    let others = super::served_by::fallbacks(store.state_dir(), tree, id)?;
 
     store.begin(
         Slot::Publish,
@@ -164,10 +165,10 @@ fn switch(
             &mut undo,
             &cfg,
             &server,
-            tree,
-            id,
+            (tree, id),
             &kernel.version,
             &manifest,
+            &others,
         )?;
         failpoint::hit("publish:after-entries");
         steps::save_state(&mut undo, store, state.clone(), &next)?;
@@ -213,10 +214,10 @@ pub fn recover_publish(store: &Store, tree: &TreeName, id: &SnapshotId) -> Resul
             &mut keep,
             &cfg,
             &server,
-            tree,
-            id,
+            (tree, id),
             &kernel.version,
             &manifest,
+            &super::served_by::fallbacks(store.state_dir(), tree, id)?,
         )?;
         next.save(store.state_dir())?;
         return Ok(Recovered::Finished(
@@ -381,9 +382,14 @@ pub fn unpublish(store: &Store, target: &TreeRef, force: bool) -> Result<Unpubli
         Ok(a) => a,
         Err(e) => return Err(undo.unwind(e)),
     };
+    let mut warnings = tidy_unpublished(&cfg, tree, &id);
+    // The other servers of an ID no longer served here are no one's business.
+    if let Err(e) = super::served_by::update(store, |s| s.set(tree, &id, Vec::new())) {
+        warnings.push(format!("the servers of {tree}@{id} stay recorded: {e:#}"));
+    }
     Ok(Unpublished {
         tree: tree.clone(),
-        warnings: tidy_unpublished(&cfg, tree, &id),
+        warnings,
         id,
         was_current,
         cut_off_clients: clients,

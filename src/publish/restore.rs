@@ -119,10 +119,10 @@ fn fix_boot_entries(
         &mut keep,
         cfg,
         &server,
-        tree,
-        current,
+        (tree, current),
         &kernel.version,
         &manifest,
+        &super::served_by::fallbacks(store.state_dir(), tree, current)?,
     );
     r.map(|()| true)
 }

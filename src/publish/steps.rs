@@ -120,16 +120,17 @@ pub fn server(cfg: &PublishConfig) -> Result<String> {
     }
 }
 
-/// Writes the tree's iPXE script and PXELINUX entry for `id`, undoably. The
-/// renames are the switch: a node fetching either file gets one ID or the other.
+/// Writes the tree's iPXE script and PXELINUX entry for `id`, undoably, the
+/// `fallbacks` listed after this server. The renames are the switch: a node
+/// fetching either file gets one ID or the other.
 pub fn write_boot_entries<'a>(
     undo: &mut Undo<'a>,
     cfg: &PublishConfig,
     server: &str,
-    tree: &TreeName,
-    id: &SnapshotId,
+    (tree, id): (&TreeName, &SnapshotId),
     kernel_version: &str,
     manifest: &str,
+    fallbacks: &[super::fallback::Fallback],
 ) -> Result<()> {
     let nfs_path = serve_path(&cfg.root, tree, id);
     let entry = Entry {
@@ -140,6 +141,7 @@ pub fn write_boot_entries<'a>(
         kernel_version,
         manifest,
         extra: &cfg.kernel_cmdline_extra,
+        fallbacks,
     };
     replace(
         undo,

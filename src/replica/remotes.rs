@@ -145,6 +145,10 @@ pub struct Remote {
     pub name: String,
     /// How it is reached.
     pub transport: Transport,
+    /// The address its nodes mount from (its `publish.server`): boot entries
+    /// of an ID published there too list it after this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// When it was added.
     pub added: DateTime<Utc>,
     /// Per tree, the last replication that completed there.

@@ -65,21 +65,27 @@ fn header(g: &GroupName, what: &str) -> String {
 }
 
 /// The group's iPXE entry for `e` (paths relative to `sidus/groups/`).
+/// With fallbacks, each server is tried in turn, as in the tree's entry.
 pub fn group_ipxe_text(g: &GroupName, e: &Entry) -> String {
     format!(
-        "#!ipxe\n{}kernel ../{t}/{i}/vmlinuz initrd=initrd.img {c} sidus.group={g} {IPXE_UNIQUE_ID}\ninitrd ../{t}/{i}/initrd.img\nboot\n",
-        header(g, &format!("boots tree {} snapshot {} (kernel {})", e.tree, e.id, e.kernel_version)),
-        t = e.tree,
-        i = e.id,
-        c = e.cmdline()
+        "#!ipxe\n{}{}",
+        header(
+            g,
+            &format!(
+                "boots tree {} snapshot {} (kernel {})",
+                e.tree, e.id, e.kernel_version
+            )
+        ),
+        crate::publish::fallback::ipxe_boot(e, "../", &format!("sidus.group={g} {IPXE_UNIQUE_ID}"))
     )
 }
 
 /// The group's PXELINUX entry for `e` (paths relative to the TFTP root).
 pub fn group_pxelinux_text(g: &GroupName, e: &Entry) -> String {
     format!(
-        "{}DEFAULT sidus-group-{g}\nLABEL sidus-group-{g}\n  MENU LABEL sidus {t}@{i} (group {g})\n  KERNEL sidus/{t}/{i}/vmlinuz\n  INITRD sidus/{t}/{i}/initrd.img\n  APPEND {c} sidus.group={g}\n",
+        "{}{}DEFAULT sidus-group-{g}\nLABEL sidus-group-{g}\n  MENU LABEL sidus {t}@{i} (group {g})\n  KERNEL sidus/{t}/{i}/vmlinuz\n  INITRD sidus/{t}/{i}/initrd.img\n  APPEND {c} sidus.group={g}\n",
         header(g, &format!("boots tree {} snapshot {} (kernel {})", e.tree, e.id, e.kernel_version)),
+        crate::publish::fallback::pxelinux_note(e),
         t = e.tree,
         i = e.id,
         c = e.cmdline()
@@ -194,6 +200,7 @@ mod tests {
             kernel_version: "6.1.0-26-amd64",
             extra: "ip=dhcp",
             manifest: "da33",
+            fallbacks: &[],
         };
         let ipxe = group_ipxe_text(&g, &e);
         assert!(

@@ -159,15 +159,15 @@ pub fn rollback(
     )
 }
 
-/// The boot entries of group `g` for `t`: iPXE (the switch) first.
-fn write_entries<'a>(
+/// The boot entries of group `g` for `t`: iPXE (the switch) first; the
+/// `fallbacks` listed after this server.
+pub(crate) fn write_entries<'a>(
     undo: &mut Undo<'a>,
     cfg: &PublishConfig,
     g: &GroupName,
     t: &Target,
-    kernel: &str,
-    server: &str,
-    manifest: &str,
+    (kernel, server, manifest): (&str, &str, &str),
+    fallbacks: &[crate::publish::fallback::Fallback],
 ) -> Result<()> {
     let nfs_path = serve_path(&cfg.root, &t.tree, &t.id);
     let e = Entry {
@@ -178,6 +178,7 @@ fn write_entries<'a>(
         kernel_version: kernel,
         extra: &cfg.kernel_cmdline_extra,
         manifest,
+        fallbacks,
     };
     steps::replace(
         undo,
@@ -216,6 +217,7 @@ fn switch(
     let manifest = crate::publish::ops::root_hash(store, &t.tree, &t.id)?;
     system::check_can_apply(&cfg)?;
     let server = steps::server(&cfg)?;
+    let others = crate::publish::served_by::fallbacks(store.state_dir(), &t.tree, &t.id)?;
 
     store.begin(
         Slot::Publish,
@@ -241,7 +243,14 @@ fn switch(
         failpoint::hit("publish:group-after-kernel");
         let applied = steps::write_exports(&mut undo, &cfg, &next_state)?;
         failpoint::hit("publish:group-after-exports");
-        write_entries(&mut undo, &cfg, g, t, &kernel.version, &server, &manifest)?;
+        write_entries(
+            &mut undo,
+            &cfg,
+            g,
+            t,
+            (&kernel.version, &server, &manifest),
+            &others,
+        )?;
         failpoint::hit("publish:group-after-entries");
         steps::save_state(&mut undo, store, state.clone(), &next_state)?;
         next.save(store.state_dir())?;
@@ -298,9 +307,8 @@ pub fn recover_publish(
             &cfg,
             g,
             t,
-            &kernel.version,
-            &steps::server(&cfg)?,
-            &manifest,
+            (&kernel.version, &steps::server(&cfg)?, &manifest),
+            &crate::publish::served_by::fallbacks(store.state_dir(), &t.tree, &t.id)?,
         )?;
         next_state.save(store.state_dir())?;
         let next = match groups.with_rollback(g) {
