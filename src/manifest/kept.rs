@@ -10,13 +10,14 @@
 //! snapshot's is another snapshot's (a tree destroyed and made again) and is
 //! ignored; one whose root hash does not match its text is damaged and refused.
 
+use super::incremental;
 use super::scan::{self, Reference, ScanStats, TRUST_MARGIN_SECS};
 use super::{Manifest, RootHasher, Stamp, HEADER};
 use crate::progress::Progress;
 use crate::state::atomic::write_atomic;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
-use sidus_backends::{Snapshot, SnapshotId, TreeName};
+use sidus_backends::{Snapshot, SnapshotChanges, SnapshotId, TreeName};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -196,8 +197,27 @@ fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<(Snapshot, Man
     Ok(None)
 }
 
-/// The manifest of `snap`: the kept one, or computed now (reusing an earlier
-/// snapshot's kept manifest for what did not change) and kept.
+/// What storage says changed from `earlier` to `snap`, where it can tell.
+fn changes_since(store: &Store, earlier: &Snapshot, snap: &Snapshot) -> Option<SnapshotChanges> {
+    if !store.backend.capabilities().snapshot_changes {
+        return None;
+    }
+    match store
+        .backend
+        .snapshot_changes(&snap.tree, &earlier.id, &snap.id)
+    {
+        Ok(changes) => Some(changes),
+        Err(e) => {
+            log::debug!("{e}; reading the whole snapshot");
+            None
+        }
+    }
+}
+
+/// The manifest of `snap`: the kept one, or computed now and kept. An earlier
+/// snapshot's kept manifest is reused for what did not change: what storage
+/// says changed is read ([`incremental`]), or where it cannot tell, the
+/// snapshot is scanned with the earlier entries' stamps and extents.
 pub fn of_snapshot(
     store: &Store,
     snap: &Snapshot,
@@ -239,7 +259,14 @@ pub fn of_snapshot(
                     oldest.timestamp_subsec_nanos(),
                 ),
             };
-            scan::scan(&root, Some(&r), progress)?
+            let built = match changes_since(store, rs, snap) {
+                Some(changes) => incremental::build(&root, &r, &changes, progress)?,
+                None => None,
+            };
+            match built {
+                Some(built) => built,
+                None => scan::scan(&root, Some(&r), progress)?,
+            }
         }
         None => scan::scan(&root, None, progress)?,
     };

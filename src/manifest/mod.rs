@@ -21,6 +21,8 @@
 //! hard-link structure. The root hash is the BLAKE3 of this text.
 
 pub mod compare;
+mod hashing;
+mod incremental;
 pub mod kept;
 pub mod scan;
 #[cfg(test)]
