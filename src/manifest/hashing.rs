@@ -64,7 +64,8 @@ fn run_job(
     if st.st_ino as u64 != job.ino || st.st_size as u64 != job.size {
         bail!("{} changed while being read", shown());
     }
-    let xattrs = super::scan::fd_xattrs(&fd).with_context(|| format!("read xattrs of {}", shown()))?;
+    let xattrs =
+        super::scan::fd_xattrs(&fd).with_context(|| format!("read xattrs of {}", shown()))?;
     if let (Some(hash), Some(rfd)) = (job.same_extents_as, reference) {
         if let Ok(other) = open_beneath(rfd, &job.rel) {
             if extents::share_all_extents(&fd, &other) {

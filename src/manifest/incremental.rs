@@ -20,7 +20,7 @@
 //! this gives up (`None`) and the caller scans the snapshot.
 
 use super::hashing;
-use super::scan::{entry_of, fd_xattrs, join, names, Prior, Reference, ScanStats, Walk};
+use super::scan::{entry_of, fd_xattrs, join, names, Prior, ScanStats, Walk};
 use super::{shown, Entry, Manifest};
 use crate::history::diff::Kind;
 use crate::progress::Progress;
@@ -128,7 +128,11 @@ fn plan(root: &OwnedFd, earlier: &[Entry], changes: &SnapshotChanges) -> Built<P
                 .into_iter()
                 .map(|n| n.into_bytes())
                 .collect();
-            let skip = if path.as_slice() == b"/" { 1 } else { path.len() + 1 };
+            let skip = if path.as_slice() == b"/" {
+                1
+            } else {
+                path.len() + 1
+            };
             let before: BTreeSet<&[u8]> = earlier[subtree(earlier, path)]
                 .iter()
                 .map(|e| &e.path[skip..])
@@ -182,7 +186,10 @@ fn read(
         }
         let fd = &open.as_ref().expect("opened").1;
         if let Err(Errno::NOENT) = rustix::fs::statat(fd, &name, AtFlags::SYMLINK_NOFOLLOW) {
-            return Ok(Err(Mismatch(format!("{} is not in the snapshot", shown(path)))));
+            return Ok(Err(Mismatch(format!(
+                "{} is not in the snapshot",
+                shown(path)
+            ))));
         }
         walk.entry(fd, &name, path.to_vec(), dev, progress, prior, descend)?;
         Ok(Ok(()))
@@ -229,11 +236,13 @@ fn other_links(earlier: &[Entry], linked: &[u64], plan: &Plan) -> Built<Vec<Vec<
     Ok(Ok(out))
 }
 
-/// The manifest of the snapshot at `root` from `reference`'s and `changes`
-/// from it (see the module doc); `None` when they do not fit the snapshot.
+/// The manifest of the snapshot at `root` from `earlier`, the kept manifest
+/// of an earlier snapshot, and `changes` from it (see the module doc); `None`
+/// when they do not fit the snapshot. `earlier`'s entries are moved into
+/// the result (it is left empty) only when there is one.
 pub(super) fn build(
     root: &Path,
-    reference: &Reference,
+    earlier: &mut Manifest,
     changes: &SnapshotChanges,
     progress: &Progress,
 ) -> Result<Option<(Manifest, ScanStats)>> {
@@ -243,13 +252,12 @@ pub(super) fn build(
         Mode::empty(),
     )
     .with_context(|| format!("open {}", root.display()))?;
-    let earlier = &reference.manifest.entries;
     let give_up = |m: Mismatch| {
         log::debug!("{}: {}; reading the whole snapshot", root.display(), m.0);
         Ok(None)
     };
     progress.phase("reading changed entries", 0);
-    let mut plan = match plan(&rootfd, earlier, changes)? {
+    let mut plan = match plan(&rootfd, &earlier.entries, changes)? {
         Ok(p) => p,
         Err(m) => return give_up(m),
     };
@@ -262,11 +270,11 @@ pub(super) fn build(
         stats: ScanStats::default(),
         linked: Vec::new(),
     };
-    if let Err(m) = read(&mut walk, &rootfd, earlier, &plan, progress)? {
+    if let Err(m) = read(&mut walk, &rootfd, &earlier.entries, &plan, progress)? {
         return give_up(m);
     }
     if !walk.linked.is_empty() {
-        let others = match other_links(earlier, &walk.linked, &plan)? {
+        let others = match other_links(&earlier.entries, &walk.linked, &plan)? {
             Ok(o) => o,
             Err(m) => return give_up(m),
         };
@@ -274,7 +282,7 @@ pub(super) fn build(
             again: others.into_iter().map(|p| (p, true)).collect(),
             ..Plan::default()
         };
-        if let Err(m) = read(&mut walk, &rootfd, earlier, &more, progress)? {
+        if let Err(m) = read(&mut walk, &rootfd, &earlier.entries, &more, progress)? {
             return give_up(m);
         }
         plan.again.extend(more.again);
@@ -282,23 +290,23 @@ pub(super) fn build(
     hashing::hash_jobs(&mut walk, &rootfd, None, progress)?;
     progress.finish();
 
+    let earlier = std::mem::take(&mut earlier.entries);
     let mut keep = vec![true; earlier.len()];
     for path in plan.fresh.iter().chain(&plan.gone) {
-        keep[subtree(earlier, path)].fill(false);
-        if let Some(i) = index(earlier, path) {
+        keep[subtree(&earlier, path)].fill(false);
+        if let Some(i) = index(&earlier, path) {
             keep[i] = false;
         }
     }
     for path in plan.again.keys() {
-        if let Some(i) = index(earlier, path) {
+        if let Some(i) = index(&earlier, path) {
             keep[i] = false;
         }
     }
     let mut entries: Vec<Entry> = earlier
-        .iter()
-        .zip(&keep)
-        .filter(|(_, k)| **k)
-        .map(|(e, _)| e.clone())
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, k)| k.then_some(e))
         .collect();
     entries.append(&mut walk.entries);
     let m = Manifest::from_entries(entries);

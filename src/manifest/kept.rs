@@ -237,10 +237,21 @@ pub fn of_snapshot(
     }
     tm("load self");
     let root = store.backend.snapshot_path(&snap.tree, &snap.id)?;
-    let reference = reference_for(store, snap)?;
+    let mut reference = reference_for(store, snap)?;
     tm("reference");
-    let (m, stats) = match &reference {
-        Some((rs, rm)) => {
+    let built = match &mut reference {
+        Some((rs, rm)) => match changes_since(store, rs, snap) {
+            Some(changes) => {
+                tm("changes");
+                incremental::build(&root, rm, &changes, progress)?
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let (m, stats) = match (built, &reference) {
+        (Some(built), _) => built,
+        (None, Some((rs, rm))) => {
             let oldest = rs.created.min(snap.created);
             // Shared extents only tell on btrfs: elsewhere the reference's
             // content is not needed (and not mounted for it).
@@ -259,19 +270,18 @@ pub fn of_snapshot(
                     oldest.timestamp_subsec_nanos(),
                 ),
             };
-            let built = match changes_since(store, rs, snap) {
-                Some(changes) => incremental::build(&root, &r, &changes, progress)?,
-                None => None,
-            };
-            match built {
-                Some(built) => built,
-                None => scan::scan(&root, Some(&r), progress)?,
-            }
+            scan::scan(&root, Some(&r), progress)?
         }
-        None => scan::scan(&root, None, progress)?,
+        (None, None) => scan::scan(&root, None, progress)?,
     };
     tm("scan");
-    save(store.state_dir(), snap, &m)?;
+    let text = render(snap, &m);
+    tm("render");
+    write_atomic(
+        &path(store.state_dir(), &snap.tree, &snap.id),
+        text.as_bytes(),
+        0o644,
+    )?;
     tm("save");
     Ok((
         m,

@@ -365,19 +365,12 @@ impl Backend for Btrfs {
         to: &SnapshotId,
     ) -> Result<SnapshotChanges> {
         let action = format!("list what changed from {tree}@{from} to {tree}@{to}");
-        let argv = argv![
-            "btrfs",
-            "send",
-            "-q",
-            "--no-data",
-            "-p",
+        let (a, b) = (
             self.require_snapshot(tree, from)?,
-            self.require_snapshot(tree, to)?
-        ];
-        let stream = self
-            .runner
-            .run(&argv)
-            .map_err(|e| errors::classify(action.clone(), e))?;
+            self.require_snapshot(tree, to)?,
+        );
+        let stream =
+            ioctl::send_no_data(&a, &b).map_err(|e| errors::classify_io(action.clone(), &b, e))?;
         send_stream::changes(&stream).map_err(|why| BackendError::UnexpectedOutput {
             tool: "btrfs send".into(),
             detail: format!("{action}: {why}"),

@@ -153,7 +153,10 @@ impl Replay {
     }
 
     fn command(&mut self, cmd: u16, p: Paths<'_>) -> Result<(), String> {
-        let path = || p.path.ok_or_else(|| format!("command {cmd} without a path"));
+        let path = || {
+            p.path
+                .ok_or_else(|| format!("command {cmd} without a path"))
+        };
         match cmd {
             SUBVOL | SNAPSHOT | END => {}
             MKFILE | MKDIR | MKNOD | MKFIFO | MKSOCK | SYMLINK | LINK => {
