@@ -18,7 +18,6 @@ use crate::state::atomic::write_atomic;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
 use sidus_backends::{Snapshot, SnapshotChanges, SnapshotId, TreeName};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Where the manifest of `tree@id` is kept.
@@ -36,28 +35,46 @@ fn created(snap: &Snapshot) -> String {
 
 /// The kept file's text for `m`, the manifest of `snap`.
 pub fn render(snap: &Snapshot, m: &Manifest) -> String {
-    let mut body = String::with_capacity(m.entries.len() * 160);
+    let mut body = String::with_capacity(m.entries.len() * 200);
     let mut root = RootHasher::new();
     for e in &m.entries {
-        let line = e.line();
-        root.line(&line);
-        body.push_str(&line);
+        let start = body.len();
+        e.push_line(&mut body);
+        root.line(&body[start..]);
         if let Some(st) = e.stamp {
-            let _ = write!(
-                body,
-                "\t{} {}.{:09} {}.{:09}",
-                st.ino, st.mtime.0, st.mtime.1, st.ctime.0, st.ctime.1
-            );
+            body.push('\t');
+            super::push_decimal(&mut body, st.ino);
+            for t in [st.mtime, st.ctime] {
+                body.push(' ');
+                push_time(&mut body, t);
+            }
         }
         body.push('\n');
     }
-    format!(
-        "{HEADER}\n# kept {}@{} created={} root={}\n{body}",
+    let head = format!(
+        "{HEADER}\n# kept {}@{} created={} root={}\n",
         snap.tree,
         snap.id,
         created(snap),
         root.finish()
-    )
+    );
+    body.insert_str(0, &head);
+    body
+}
+
+/// Appends a time as `SECONDS.NANOSECONDS` (nine digits).
+fn push_time(s: &mut String, (secs, nanos): (i64, u32)) {
+    if secs < 0 {
+        s.push('-');
+    }
+    super::push_decimal(s, secs.unsigned_abs());
+    s.push('.');
+    let start = s.len();
+    super::push_decimal(s, u64::from(nanos));
+    let digits = s.len() - start;
+    if digits < 9 {
+        s.insert_str(start, &"000000000"[digits..]);
+    }
 }
 
 fn parse_time(t: &str) -> Option<(i64, u32)> {
@@ -170,9 +187,13 @@ pub struct Computed {
     pub stats: ScanStats,
 }
 
+/// An earlier snapshot, its kept manifest, and what changed since, where
+/// storage can tell.
+type Earlier = (Snapshot, Manifest, Option<SnapshotChanges>);
+
 /// The snapshot of the same tree whose kept manifest `snap`'s scan reuses:
 /// its parent if that has one, else the newest older one that has one.
-fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<(Snapshot, Manifest)>> {
+fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<Earlier>> {
     let mut older: Vec<Snapshot> = store
         .backend
         .list_snapshots(Some(&snap.tree))?
@@ -187,11 +208,20 @@ fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<(Snapshot, Man
         let parent = older.remove(p);
         older.insert(0, parent);
     }
+    let state = store.state_dir();
     for s in older {
-        if path(store.state_dir(), &s.tree, &s.id).exists() {
-            if let Some(m) = load(store.state_dir(), &s)? {
-                return Ok(Some((s, m)));
-            }
+        if !path(state, &s.tree, &s.id).exists() {
+            continue;
+        }
+        // Both take a while and need nothing of each other: the kept
+        // manifest is read while storage works out the changes.
+        let (kept, changes) = std::thread::scope(|scope| {
+            let reading = scope.spawn(|| load(state, &s));
+            let changes = changes_since(store, &s, snap);
+            (reading.join().expect("manifest reader panicked"), changes)
+        });
+        if let Some(m) = kept? {
+            return Ok(Some((s, m, changes)));
         }
     }
     Ok(None)
@@ -238,20 +268,14 @@ pub fn of_snapshot(
     tm("load self");
     let root = store.backend.snapshot_path(&snap.tree, &snap.id)?;
     let mut reference = reference_for(store, snap)?;
-    tm("reference");
+    tm("reference and changes");
     let built = match &mut reference {
-        Some((rs, rm)) => match changes_since(store, rs, snap) {
-            Some(changes) => {
-                tm("changes");
-                incremental::build(&root, rm, &changes, progress)?
-            }
-            None => None,
-        },
-        None => None,
+        Some((_, rm, Some(changes))) => incremental::build(&root, rm, changes, progress)?,
+        _ => None,
     };
     let (m, stats) = match (built, &reference) {
         (Some(built), _) => built,
-        (None, Some((rs, rm))) => {
+        (None, Some((rs, rm, _))) => {
             let oldest = rs.created.min(snap.created);
             // Shared extents only tell on btrfs: elsewhere the reference's
             // content is not needed (and not mounted for it).
@@ -286,7 +310,7 @@ pub fn of_snapshot(
     Ok((
         m,
         Some(Computed {
-            reference: reference.map(|(s, _)| s.id),
+            reference: reference.map(|(s, ..)| s.id),
             stats,
         }),
     ))

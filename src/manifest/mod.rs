@@ -101,20 +101,62 @@ fn push_hex(s: &mut String, h: &[u8]) {
     }
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
+/// Appends `n` in decimal.
+fn push_decimal(s: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
+    s.push_str(std::str::from_utf8(&digits[i..]).expect("digits"));
+}
+
+/// Appends `n` in octal, at least 4 digits (`{:04o}`).
+fn push_octal4(s: &mut String, n: u32) {
+    let mut digits = [0u8; 11];
+    let mut i = digits.len();
+    let mut n = n;
+    while n > 0 || digits.len() - i < 4 {
+        i -= 1;
+        digits[i] = b'0' + (n & 7) as u8;
+        n >>= 3;
+    }
+    s.push_str(std::str::from_utf8(&digits[i..]).expect("digits"));
+}
+
+/// A 32-byte digest from its 64 hex digits.
+fn unhex_hash(s: &str) -> Option<Hash> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut h = [0u8; 32];
+    for (i, out) in h.iter_mut().enumerate() {
+        *out = (hex_digit(b[2 * i])? << 4) | hex_digit(b[2 * i + 1])?;
+    }
+    Some(h)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     if b.len() % 2 != 0 {
         return None;
     }
     b.chunks(2)
-        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
+        .map(|p| Some((hex_digit(p[0])? << 4) | hex_digit(p[1])?))
         .collect()
 }
 
@@ -171,38 +213,49 @@ impl Entry {
     /// The manifest line of this entry, without the newline.
     pub fn line(&self) -> String {
         let mut s = String::with_capacity(128);
-        escape(&mut s, &self.path, b"");
+        self.push_line(&mut s);
+        s
+    }
+
+    /// Appends [`Entry::line`] to `s` (manifests are written a line per
+    /// entry, tens of thousands: no allocation or formatting machinery).
+    pub fn push_line(&self, s: &mut String) {
+        escape(s, &self.path, b"");
         s.push(' ');
         s.push_str(self.kind.as_str());
         if self.kind == Kind::Symlink {
             s.push_str(" -");
         } else {
-            let _ = write!(s, " {:04o}", self.mode);
+            s.push(' ');
+            push_octal4(s, self.mode);
         }
-        let _ = write!(s, " {} {}", self.uid, self.gid);
+        s.push(' ');
+        push_decimal(s, u64::from(self.uid));
+        s.push(' ');
+        push_decimal(s, u64::from(self.gid));
+        s.push(' ');
         match self.size {
-            Some(n) => {
-                let _ = write!(s, " {n}");
-            }
-            None => s.push_str(" -"),
+            Some(n) => push_decimal(s, n),
+            None => s.push('-'),
         }
+        s.push(' ');
         match &self.hash {
-            Some(h) => {
-                s.push(' ');
-                push_hex(&mut s, h);
-            }
-            None => s.push_str(" -"),
+            Some(h) => push_hex(s, h),
+            None => s.push('-'),
         }
         s.push(' ');
         match &self.target {
-            Some(t) => escape(&mut s, t, b""),
+            Some(t) => escape(s, t, b""),
             None => s.push('-'),
         }
+        s.push(' ');
         match self.device {
             Some((ma, mi)) => {
-                let _ = write!(s, " {ma}:{mi}");
+                push_decimal(s, ma);
+                s.push(':');
+                push_decimal(s, mi);
             }
-            None => s.push_str(" -"),
+            None => s.push('-'),
         }
         s.push(' ');
         if self.xattrs.is_empty() {
@@ -212,32 +265,37 @@ impl Entry {
             if i > 0 {
                 s.push(',');
             }
-            escape(&mut s, name, b",=");
+            escape(s, name, b",=");
             s.push_str("=0x");
-            push_hex(&mut s, value);
+            push_hex(s, value);
         }
-        s
     }
 
     /// Parses a manifest line (anything after a tab is left for the caller).
     pub fn parse(line: &str) -> Result<Entry> {
-        let f: Vec<&str> = line.split(' ').collect();
-        let [path, kind, mode, uid, gid, size, hash, target, device, xattrs] = f[..] else {
-            bail!("expected 10 fields, found {}", f.len());
-        };
-        let opt = |v: &str| (v != "-").then(|| v.to_string());
+        let mut f = [""; 10];
+        let mut n = 0;
+        for field in line.split(' ') {
+            if n < f.len() {
+                f[n] = field;
+            }
+            n += 1;
+        }
+        if n != f.len() {
+            bail!("expected 10 fields, found {n}");
+        }
+        let [path, kind, mode, uid, gid, size, hash, target, device, xattrs] = f;
+        fn opt(v: &str) -> Option<&str> {
+            (v != "-").then_some(v)
+        }
         let kind = kind_of(kind)?;
         let mode = match mode {
             "-" => 0,
             m => u32::from_str_radix(m, 8).with_context(|| format!("bad mode '{m}'"))?,
         };
-        let hash = match opt(hash) {
-            None => None,
-            Some(h) => Some(
-                unhex(&h)
-                    .and_then(|v| Hash::try_from(v).ok())
-                    .with_context(|| format!("bad hash '{h}'"))?,
-            ),
+        let hash = match hash {
+            "-" => None,
+            h => Some(unhex_hash(h).with_context(|| format!("bad hash '{h}'"))?),
         };
         let device = match opt(device) {
             None => None,
@@ -266,7 +324,7 @@ impl Entry {
             gid: gid.parse().with_context(|| format!("bad gid '{gid}'"))?,
             size: opt(size).map(|s| s.parse()).transpose()?,
             hash,
-            target: opt(target).map(|t| unescape(&t)).transpose()?,
+            target: opt(target).map(unescape).transpose()?,
             device,
             xattrs: xa,
             stamp: None,
@@ -317,7 +375,7 @@ impl Manifest {
         s.push_str(HEADER);
         s.push('\n');
         for e in &self.entries {
-            s.push_str(&e.line());
+            e.push_line(&mut s);
             s.push('\n');
         }
         s
@@ -326,8 +384,11 @@ impl Manifest {
     /// The root hash: BLAKE3 of [`Manifest::text`], in hex.
     pub fn root_hash(&self) -> String {
         let mut h = RootHasher::new();
+        let mut line = String::with_capacity(256);
         for e in &self.entries {
-            h.line(&e.line());
+            line.clear();
+            e.push_line(&mut line);
+            h.line(&line);
         }
         h.finish()
     }
@@ -427,6 +488,20 @@ mod tests {
         b.entries[0].uid = 1;
         assert_ne!(a.root_hash(), b.root_hash());
         assert_eq!(a.root_hash().len(), 64);
+    }
+
+    #[test]
+    fn numbers_are_written_as_format_writes_them() {
+        for m in [0, 7, 0o10, 0o644, 0o4755, 0o7777, u32::MAX] {
+            let mut s = String::new();
+            push_octal4(&mut s, m);
+            assert_eq!(s, format!("{m:04o}"));
+        }
+        for n in [0, 9, 10, 1234567890, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]
