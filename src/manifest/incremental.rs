@@ -310,6 +310,10 @@ pub(super) fn build(
         .collect();
     entries.append(&mut walk.entries);
     let m = Manifest::from_entries(entries);
+    if let Some(w) = m.entries.windows(2).find(|w| w[0].path == w[1].path) {
+        // A path read twice: the changes did not say what this expects.
+        return give_up(Mismatch(format!("{} read twice", shown(&w[0].path))));
+    }
     let mut stats = walk.stats;
     stats.entries = m.entries.len() as u64;
     stats.files = m.entries.iter().filter(|e| e.kind == Kind::File).count() as u64;
