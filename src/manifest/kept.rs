@@ -43,7 +43,7 @@ pub fn render(snap: &Snapshot, m: &Manifest) -> String {
         root.line(&body[start..]);
         if let Some(st) = e.stamp {
             body.push('\t');
-            super::push_decimal(&mut body, st.ino);
+            super::line::push_decimal(&mut body, st.ino);
             for t in [st.mtime, st.ctime] {
                 body.push(' ');
                 push_time(&mut body, t);
@@ -67,10 +67,10 @@ fn push_time(s: &mut String, (secs, nanos): (i64, u32)) {
     if secs < 0 {
         s.push('-');
     }
-    super::push_decimal(s, secs.unsigned_abs());
+    super::line::push_decimal(s, secs.unsigned_abs());
     s.push('.');
     let start = s.len();
-    super::push_decimal(s, u64::from(nanos));
+    super::line::push_decimal(s, u64::from(nanos));
     let digits = s.len() - start;
     if digits < 9 {
         s.insert_str(start, &"000000000"[digits..]);
