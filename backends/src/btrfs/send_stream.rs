@@ -298,6 +298,33 @@ mod tests {
         assert_eq!(touched(&s), want);
     }
 
+    /// A stream the kernel made (`btrfs send --no-data -p`) for: a content
+    /// change, chmod and xattr, a hard link, two names swapped (through a
+    /// link, an unlink and a temporary name), a renamed directory with a
+    /// change inside, a deleted tree (moved aside, emptied, removed) and a
+    /// new file (made under a temporary name).
+    #[test]
+    fn a_real_stream_resolves_to_the_later_snapshot_paths() {
+        let s = include_bytes!("../../tests/fixtures/btrfs-send-no-data.stream");
+        let want = [
+            ("/", "listing"),
+            ("/etc", "listing"),
+            ("/etc/a", "data"),
+            ("/etc/a-link", "replaced"),
+            ("/etc/b", "attrs"),
+            ("/etc/sub", "listing"),
+            ("/etc/sub/new", "replaced"),
+            ("/etc/sw1", "replaced"),
+            ("/etc/sw2", "replaced"),
+            ("/usr", "listing"),
+            ("/usr/lib64", "replaced"),
+            ("/usr/lib64/deep/lib.so", "data"),
+            ("/var", "listing"),
+        ];
+        let want: Vec<(String, &str)> = want.iter().map(|(p, h)| (p.to_string(), *h)).collect();
+        assert_eq!(touched(s), want);
+    }
+
     #[test]
     fn damaged_streams_are_refused() {
         let good = stream(&[(CHMOD, &[(A_PATH, "a")])]);
