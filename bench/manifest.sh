@@ -93,7 +93,7 @@ child=$(best forget_c $S manifest "bench@$c")
 pct=$(awk -v a="$child" -v b="$full" 'BEGIN { printf "%.1f%%", 100 * a / b }')
 row "child manifest, $(wc -l <"$work/changed") files changed (1%)" "$child s ($pct of the full time)"
 forget_c
-how=$($S manifest "bench@$c" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["computed"]; print("hashed %d, reused by stamp %d, by shared extents %d" % (c["hashed_files"], c["reused_by_stamp"], c["reused_by_extents"]))')
+how=$($S manifest "bench@$c" --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["computed"]; print("hashed %d, reused by stamp %d, by shared extents %d, unchanged as storage says %d" % (c["hashed_files"], c["reused_by_stamp"], c["reused_by_extents"], c.get("reused_unchanged", 0)))')
 row "" "($how)"
 # Later snapshots whose files are older than the 2 s trust margin: stamps alone.
 sleep 3

@@ -21,7 +21,7 @@ pub mod runner;
 mod snapshot;
 pub mod zfs;
 
-pub use changes::{ChangedPath, DiffSide, PathChange};
+pub use changes::{ChangedPath, DiffSide, PathChange, SnapshotChanges, Touch};
 pub use fsutil::unescape_mountinfo;
 pub use leftover::Leftover;
 pub use names::{Label, NameError, SnapshotId, TreeName};
@@ -219,6 +219,10 @@ pub struct Capabilities {
     /// one txg). A state record written by [`ordered::write_ordered`] just
     /// before such a step then needs no fsync of its own.
     pub orders_state: bool,
+    /// Storage computes what changed between two snapshots of a tree
+    /// (btrfs send): [`Backend::snapshot_changes`] tells it without reading
+    /// the trees.
+    pub snapshot_changes: bool,
 }
 
 /// How full a shared pool is, in percent.
@@ -336,6 +340,21 @@ pub trait Backend {
         Err(BackendError::unsupported(
             "list changed paths",
             format!("the {} backend does not track changes", self.kind()),
+        ))
+    }
+    /// What changed from snapshot `from` of `tree` to its snapshot `to`, as
+    /// storage computes it, for backends with
+    /// [`Capabilities::snapshot_changes`]; an error when storage cannot tell
+    /// for this pair (the caller then reads the snapshot).
+    fn snapshot_changes(
+        &self,
+        _tree: &TreeName,
+        _from: &SnapshotId,
+        _to: &SnapshotId,
+    ) -> Result<SnapshotChanges> {
+        Err(BackendError::unsupported(
+            "list what changed between two snapshots",
+            format!("the {} backend cannot tell", self.kind()),
         ))
     }
     /// Mounts a read-only view of `tree@id` at `target` (an existing empty

@@ -10,14 +10,14 @@
 //! snapshot's is another snapshot's (a tree destroyed and made again) and is
 //! ignored; one whose root hash does not match its text is damaged and refused.
 
+use super::incremental;
 use super::scan::{self, Reference, ScanStats, TRUST_MARGIN_SECS};
 use super::{Manifest, RootHasher, Stamp, HEADER};
 use crate::progress::Progress;
 use crate::state::atomic::write_atomic;
 use crate::store::Store;
 use anyhow::{bail, Context, Result};
-use sidus_backends::{Snapshot, SnapshotId, TreeName};
-use std::fmt::Write as _;
+use sidus_backends::{Snapshot, SnapshotChanges, SnapshotId, TreeName};
 use std::path::{Path, PathBuf};
 
 /// Where the manifest of `tree@id` is kept.
@@ -35,28 +35,46 @@ fn created(snap: &Snapshot) -> String {
 
 /// The kept file's text for `m`, the manifest of `snap`.
 pub fn render(snap: &Snapshot, m: &Manifest) -> String {
-    let mut body = String::with_capacity(m.entries.len() * 160);
+    let mut body = String::with_capacity(m.entries.len() * 200);
     let mut root = RootHasher::new();
     for e in &m.entries {
-        let line = e.line();
-        root.line(&line);
-        body.push_str(&line);
+        let start = body.len();
+        e.push_line(&mut body);
+        root.line(&body[start..]);
         if let Some(st) = e.stamp {
-            let _ = write!(
-                body,
-                "\t{} {}.{:09} {}.{:09}",
-                st.ino, st.mtime.0, st.mtime.1, st.ctime.0, st.ctime.1
-            );
+            body.push('\t');
+            super::line::push_decimal(&mut body, st.ino);
+            for t in [st.mtime, st.ctime] {
+                body.push(' ');
+                push_time(&mut body, t);
+            }
         }
         body.push('\n');
     }
-    format!(
-        "{HEADER}\n# kept {}@{} created={} root={}\n{body}",
+    let head = format!(
+        "{HEADER}\n# kept {}@{} created={} root={}\n",
         snap.tree,
         snap.id,
         created(snap),
         root.finish()
-    )
+    );
+    body.insert_str(0, &head);
+    body
+}
+
+/// Appends a time as `SECONDS.NANOSECONDS` (nine digits).
+fn push_time(s: &mut String, (secs, nanos): (i64, u32)) {
+    if secs < 0 {
+        s.push('-');
+    }
+    super::line::push_decimal(s, secs.unsigned_abs());
+    s.push('.');
+    let start = s.len();
+    super::line::push_decimal(s, u64::from(nanos));
+    let digits = s.len() - start;
+    if digits < 9 {
+        s.insert_str(start, &"000000000"[digits..]);
+    }
 }
 
 fn parse_time(t: &str) -> Option<(i64, u32)> {
@@ -169,9 +187,13 @@ pub struct Computed {
     pub stats: ScanStats,
 }
 
+/// An earlier snapshot, its kept manifest, and what changed since, where
+/// storage can tell.
+type Earlier = (Snapshot, Manifest, Option<SnapshotChanges>);
+
 /// The snapshot of the same tree whose kept manifest `snap`'s scan reuses:
 /// its parent if that has one, else the newest older one that has one.
-fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<(Snapshot, Manifest)>> {
+fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<Earlier>> {
     let mut older: Vec<Snapshot> = store
         .backend
         .list_snapshots(Some(&snap.tree))?
@@ -186,18 +208,46 @@ fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<(Snapshot, Man
         let parent = older.remove(p);
         older.insert(0, parent);
     }
+    let state = store.state_dir();
     for s in older {
-        if path(store.state_dir(), &s.tree, &s.id).exists() {
-            if let Some(m) = load(store.state_dir(), &s)? {
-                return Ok(Some((s, m)));
-            }
+        if !path(state, &s.tree, &s.id).exists() {
+            continue;
+        }
+        // Both take a while and need nothing of each other: the kept
+        // manifest is read while storage works out the changes.
+        let (kept, changes) = std::thread::scope(|scope| {
+            let reading = scope.spawn(|| load(state, &s));
+            let changes = changes_since(store, &s, snap);
+            (reading.join().expect("manifest reader panicked"), changes)
+        });
+        if let Some(m) = kept? {
+            return Ok(Some((s, m, changes)));
         }
     }
     Ok(None)
 }
 
-/// The manifest of `snap`: the kept one, or computed now (reusing an earlier
-/// snapshot's kept manifest for what did not change) and kept.
+/// What storage says changed from `earlier` to `snap`, where it can tell.
+fn changes_since(store: &Store, earlier: &Snapshot, snap: &Snapshot) -> Option<SnapshotChanges> {
+    if !store.backend.capabilities().snapshot_changes {
+        return None;
+    }
+    match store
+        .backend
+        .snapshot_changes(&snap.tree, &earlier.id, &snap.id)
+    {
+        Ok(changes) => Some(changes),
+        Err(e) => {
+            log::debug!("{e}; reading the whole snapshot");
+            None
+        }
+    }
+}
+
+/// The manifest of `snap`: the kept one, or computed now and kept. An earlier
+/// snapshot's kept manifest is reused for what did not change: what storage
+/// says changed is read ([`incremental`]), or where it cannot tell, the
+/// snapshot is scanned with the earlier entries' stamps and extents.
 pub fn of_snapshot(
     store: &Store,
     snap: &Snapshot,
@@ -217,24 +267,41 @@ pub fn of_snapshot(
     }
     tm("load self");
     let root = store.backend.snapshot_path(&snap.tree, &snap.id)?;
-    let reference = reference_for(store, snap)?;
-    tm("reference");
-    // Taken here: the two snapshots' creation times bound every ctime
-    // written after the reference's content was fixed.
-    let (m, stats) = scan_with(store, &root, reference.as_ref(), true, progress, |rs, _| {
-        let oldest = rs.created.min(snap.created);
-        (
-            oldest.timestamp() - TRUST_MARGIN_SECS,
-            oldest.timestamp_subsec_nanos(),
-        )
-    })?;
+    let mut reference = reference_for(store, snap)?;
+    tm("reference and changes");
+    let built = match &mut reference {
+        Some((_, rm, Some(changes))) => incremental::build(&root, rm, changes, progress)?,
+        _ => None,
+    };
+    let reference_id = reference.as_ref().map(|(s, ..)| s.id.clone());
+    let (m, stats) = match built {
+        Some(built) => built,
+        None => {
+            let reference = reference.map(|(rs, rm, _)| (rs, rm));
+            // Taken here: the two snapshots' creation times bound every ctime
+            // written after the reference's content was fixed.
+            scan_with(store, &root, reference.as_ref(), true, progress, |rs, _| {
+                let oldest = rs.created.min(snap.created);
+                (
+                    oldest.timestamp() - TRUST_MARGIN_SECS,
+                    oldest.timestamp_subsec_nanos(),
+                )
+            })?
+        }
+    };
     tm("scan");
-    save(store.state_dir(), snap, &m)?;
+    let text = render(snap, &m);
+    tm("render");
+    write_atomic(
+        &path(store.state_dir(), &snap.tree, &snap.id),
+        text.as_bytes(),
+        0o644,
+    )?;
     tm("save");
     Ok((
         m,
         Some(Computed {
-            reference: reference.map(|(s, _)| s.id),
+            reference: reference_id,
             stats,
         }),
     ))
@@ -261,7 +328,7 @@ pub fn of_received(
     progress: &Progress,
 ) -> Result<(Manifest, Option<Computed>)> {
     let reference = match incremental {
-        true => reference_for(store, snap)?,
+        true => reference_for(store, snap)?.map(|(s, m, _)| (s, m)),
         false => None,
     };
     let (m, stats) = scan_with(store, root, reference.as_ref(), false, progress, |_, rm| {

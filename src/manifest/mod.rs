@@ -21,14 +21,16 @@
 //! hard-link structure. The root hash is the BLAKE3 of this text.
 
 pub mod compare;
+mod hashing;
+mod incremental;
 pub mod kept;
+mod line;
 pub mod scan;
 #[cfg(test)]
 mod scan_tests;
 
 use crate::history::diff::Kind;
 use anyhow::{bail, Context, Result};
-use std::fmt::Write as _;
 
 /// First line of every manifest: format version and content hash.
 pub const HEADER: &str = "sidus-manifest 1 blake3";
@@ -86,190 +88,13 @@ pub struct Manifest {
 /// Hex of a digest.
 pub fn hex(h: &[u8]) -> String {
     let mut s = String::with_capacity(h.len() * 2);
-    push_hex(&mut s, h);
+    line::push_hex(&mut s, h);
     s
-}
-
-/// Appends the hex of `h` (a table, not `write!`: manifests hold a hash per file).
-fn push_hex(s: &mut String, h: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for &b in h {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    fn digit(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    }
-    let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return None;
-    }
-    b.chunks(2)
-        .map(|p| Some((digit(p[0])? << 4) | digit(p[1])?))
-        .collect()
-}
-
-/// Appends `bytes` to `out`, escaping what would break a field.
-fn escape(out: &mut String, bytes: &[u8], extra: &[u8]) {
-    for &b in bytes {
-        if (0x21..=0x7e).contains(&b) && b != b'\\' && !extra.contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-}
-
-fn unescape(s: &str) -> Result<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            let v = s
-                .get(i + 1..i + 4)
-                .and_then(|e| e.strip_prefix('x'))
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .with_context(|| format!("bad escape in '{s}'"))?;
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
 }
 
 /// A path as people read it (not-UTF-8 bytes as U+FFFD).
 pub fn shown(path: &[u8]) -> String {
     String::from_utf8_lossy(path).into_owned()
-}
-
-fn kind_of(token: &str) -> Result<Kind> {
-    Ok(match token {
-        "file" => Kind::File,
-        "dir" => Kind::Dir,
-        "symlink" => Kind::Symlink,
-        "char" => Kind::Char,
-        "block" => Kind::Block,
-        "fifo" => Kind::Fifo,
-        other => bail!("unknown entry type '{other}'"),
-    })
-}
-
-impl Entry {
-    /// The manifest line of this entry, without the newline.
-    pub fn line(&self) -> String {
-        let mut s = String::with_capacity(128);
-        escape(&mut s, &self.path, b"");
-        s.push(' ');
-        s.push_str(self.kind.as_str());
-        if self.kind == Kind::Symlink {
-            s.push_str(" -");
-        } else {
-            let _ = write!(s, " {:04o}", self.mode);
-        }
-        let _ = write!(s, " {} {}", self.uid, self.gid);
-        match self.size {
-            Some(n) => {
-                let _ = write!(s, " {n}");
-            }
-            None => s.push_str(" -"),
-        }
-        match &self.hash {
-            Some(h) => {
-                s.push(' ');
-                push_hex(&mut s, h);
-            }
-            None => s.push_str(" -"),
-        }
-        s.push(' ');
-        match &self.target {
-            Some(t) => escape(&mut s, t, b""),
-            None => s.push('-'),
-        }
-        match self.device {
-            Some((ma, mi)) => {
-                let _ = write!(s, " {ma}:{mi}");
-            }
-            None => s.push_str(" -"),
-        }
-        s.push(' ');
-        if self.xattrs.is_empty() {
-            s.push('-');
-        }
-        for (i, (name, value)) in self.xattrs.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            escape(&mut s, name, b",=");
-            s.push_str("=0x");
-            push_hex(&mut s, value);
-        }
-        s
-    }
-
-    /// Parses a manifest line (anything after a tab is left for the caller).
-    pub fn parse(line: &str) -> Result<Entry> {
-        let f: Vec<&str> = line.split(' ').collect();
-        let [path, kind, mode, uid, gid, size, hash, target, device, xattrs] = f[..] else {
-            bail!("expected 10 fields, found {}", f.len());
-        };
-        let opt = |v: &str| (v != "-").then(|| v.to_string());
-        let kind = kind_of(kind)?;
-        let mode = match mode {
-            "-" => 0,
-            m => u32::from_str_radix(m, 8).with_context(|| format!("bad mode '{m}'"))?,
-        };
-        let hash = match opt(hash) {
-            None => None,
-            Some(h) => Some(
-                unhex(&h)
-                    .and_then(|v| Hash::try_from(v).ok())
-                    .with_context(|| format!("bad hash '{h}'"))?,
-            ),
-        };
-        let device = match opt(device) {
-            None => None,
-            Some(d) => {
-                let (a, b) = d
-                    .split_once(':')
-                    .with_context(|| format!("bad device '{d}'"))?;
-                Some((a.parse()?, b.parse()?))
-            }
-        };
-        let mut xa = Vec::new();
-        if xattrs != "-" {
-            for item in xattrs.split(',') {
-                let (name, value) = item
-                    .split_once("=0x")
-                    .with_context(|| format!("bad xattr '{item}'"))?;
-                let value = unhex(value).with_context(|| format!("bad xattr value '{item}'"))?;
-                xa.push((unescape(name)?, value));
-            }
-        }
-        Ok(Entry {
-            path: unescape(path)?,
-            kind,
-            mode,
-            uid: uid.parse().with_context(|| format!("bad uid '{uid}'"))?,
-            gid: gid.parse().with_context(|| format!("bad gid '{gid}'"))?,
-            size: opt(size).map(|s| s.parse()).transpose()?,
-            hash,
-            target: opt(target).map(|t| unescape(&t)).transpose()?,
-            device,
-            xattrs: xa,
-            stamp: None,
-        })
-    }
 }
 
 /// The root hash of manifest text fed line by line (without newlines).
@@ -315,7 +140,7 @@ impl Manifest {
         s.push_str(HEADER);
         s.push('\n');
         for e in &self.entries {
-            s.push_str(&e.line());
+            e.push_line(&mut s);
             s.push('\n');
         }
         s
@@ -324,8 +149,11 @@ impl Manifest {
     /// The root hash: BLAKE3 of [`Manifest::text`], in hex.
     pub fn root_hash(&self) -> String {
         let mut h = RootHasher::new();
+        let mut line = String::with_capacity(256);
         for e in &self.entries {
-            h.line(&e.line());
+            line.clear();
+            e.push_line(&mut line);
+            h.line(&line);
         }
         h.finish()
     }

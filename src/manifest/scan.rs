@@ -19,6 +19,7 @@
 //!   exactly the same extents as the reference's ([`crate::history::extents`];
 //!   for a received snapshot only where its mtime is the reference's too).
 
+use super::hashing::{self, Job};
 use super::{Entry, Hash, Manifest, Stamp};
 use crate::history::diff::Kind;
 use crate::history::extents;
@@ -30,8 +31,6 @@ use std::ffi::{CStr, OsStr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// An earlier manifest of the same tree whose entries may be reused.
 pub struct Reference<'a> {
@@ -67,33 +66,37 @@ pub struct ScanStats {
     pub reused_by_stamp: u64,
     /// Files reused from the reference because they share its extents.
     pub reused_by_extents: u64,
+    /// Files reused from the reference because storage says they did not
+    /// change ([`sidus_backends::Backend::snapshot_changes`]).
+    pub reused_unchanged: u64,
 }
 
 /// Seconds of margin below a snapshot's creation time for trusting a stamp.
 pub const TRUST_MARGIN_SECS: i64 = 2;
 
-/// A file still to hash.
-struct Job {
-    /// Its index in the entries.
-    entry: usize,
-    /// Its path below the root (no leading `/`).
-    rel: Vec<u8>,
-    ino: u64,
-    size: u64,
-    /// The reference's hash, if the reference has a file of the same size
-    /// there and both trees are on one btrfs: compare extents first.
-    same_extents_as: Option<Hash>,
+/// What is known of an entry's content before it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Prior {
+    /// Nothing: the reference's stamps and extents are asked.
+    Unknown,
+    /// Storage says its data changed: a file is read.
+    Changed,
+    /// Storage says its data did not change: a file of this size has this hash.
+    Same(Option<Hash>, Option<u64>),
 }
 
-struct Walk<'a> {
-    reference: Option<&'a Reference<'a>>,
-    one_btrfs: bool,
-    entries: Vec<Entry>,
-    jobs: Vec<Job>,
-    stats: ScanStats,
+/// A walk's findings: entries, and the files still to hash.
+pub(super) struct Walk<'a> {
+    pub reference: Option<&'a Reference<'a>>,
+    pub one_btrfs: bool,
+    pub entries: Vec<Entry>,
+    pub jobs: Vec<Job>,
+    pub stats: ScanStats,
+    /// Inode numbers of the files met with more than one link.
+    pub linked: Vec<u64>,
 }
 
-fn open_dir_at(dir: impl AsFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
+pub(super) fn open_dir_at(dir: impl AsFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,
@@ -202,7 +205,7 @@ pub(crate) fn entry_of(path: Vec<u8>, st: &rustix::fs::Stat) -> Entry {
     }
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(dir.len() + name.len() + 1);
     p.extend_from_slice(dir);
     if dir != b"/" {
@@ -234,58 +237,87 @@ impl Walk<'_> {
             .then_some(r)
     }
 
-    fn dir(&mut self, fd: &OwnedFd, path: &[u8], dev: u64, progress: &Progress) -> Result<()> {
-        let shown = || super::shown(path);
-        let mut names = Vec::new();
-        for entry in rustix::fs::Dir::read_from(fd).with_context(|| format!("read {}", shown()))? {
-            let entry = entry.with_context(|| format!("read {}", shown()))?;
-            let name = entry.file_name();
-            if name != c"." && name != c".." {
-                names.push(name.to_owned());
-            }
-        }
-        names.sort();
-        for name in names {
+    /// Reads every entry of the directory open as `fd` at `path`, and what
+    /// is under them.
+    pub(super) fn dir(
+        &mut self,
+        fd: &OwnedFd,
+        path: &[u8],
+        dev: u64,
+        progress: &Progress,
+    ) -> Result<()> {
+        for name in names(fd, path)? {
             let path = join(path, name.to_bytes());
-            let at = || super::shown(&path);
-            let st = rustix::fs::statat(fd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-                .with_context(|| format!("stat {}", at()))?;
-            let mut e = entry_of(path.clone(), &st);
-            progress.add(1);
-            let trusted = self
+            self.entry(fd, &name, path, dev, progress, Prior::Unknown, true)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the entry `name` of the directory open as `fd`, at `path` in
+    /// the tree, and with `descend` what is under it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn entry(
+        &mut self,
+        fd: &OwnedFd,
+        name: &CStr,
+        path: Vec<u8>,
+        dev: u64,
+        progress: &Progress,
+        prior: Prior,
+        descend: bool,
+    ) -> Result<()> {
+        let at = || super::shown(&path);
+        let st = rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .with_context(|| format!("stat {}", at()))?;
+        let mut e = entry_of(path.clone(), &st);
+        progress.add(1);
+        let trusted = match prior {
+            Prior::Unknown => self
                 .trusted(&e)
-                .map(|r| (r.hash, r.xattrs.clone(), r.target.clone()));
-            match e.kind {
-                Kind::Socket => continue,
-                Kind::Dir if st.st_dev as u64 != dev => {
-                    // A mount point: recorded as seen, never entered.
+                .map(|r| (r.hash, r.xattrs.clone(), r.target.clone())),
+            _ => None,
+        };
+        if e.kind != Kind::Dir && st.st_nlink > 1 {
+            self.linked.push(st.st_ino as u64);
+        }
+        match e.kind {
+            Kind::Socket => return Ok(()),
+            Kind::Dir if st.st_dev as u64 != dev => {
+                // A mount point: recorded as seen, never entered.
+            }
+            Kind::Dir => {
+                let child = open_dir_at(fd, name).with_context(|| format!("open {}", at()))?;
+                if path == b"/lost+found" && is_empty(&child)? {
+                    // ext4's own (LVM trees): the file system's, not content.
+                    return Ok(());
                 }
-                Kind::Dir => {
-                    let child = open_dir_at(fd, &name).with_context(|| format!("open {}", at()))?;
-                    if path == b"/lost+found" && is_empty(&child)? {
-                        // ext4's own (LVM trees): the file system's, not content.
-                        continue;
-                    }
-                    let cst =
-                        rustix::fs::fstat(&child).with_context(|| format!("stat {}", at()))?;
-                    if cst.st_ino != st.st_ino {
-                        bail!("{} changed while being read", at());
-                    }
-                    e.xattrs =
-                        fd_xattrs(&child).with_context(|| format!("read xattrs of {}", at()))?;
-                    self.entries.push(e);
+                let cst = rustix::fs::fstat(&child).with_context(|| format!("stat {}", at()))?;
+                if cst.st_ino != st.st_ino {
+                    bail!("{} changed while being read", at());
+                }
+                e.xattrs = fd_xattrs(&child).with_context(|| format!("read xattrs of {}", at()))?;
+                self.entries.push(e);
+                if descend {
                     self.dir(&child, &path, dev, progress)?;
-                    continue;
                 }
-                Kind::File => {
-                    self.stats.files += 1;
-                    if let Some((hash, xattrs, _)) = trusted {
+                return Ok(());
+            }
+            Kind::File => {
+                self.stats.files += 1;
+                match (trusted, prior) {
+                    (Some((hash, xattrs, _)), _) => {
                         e.hash = hash;
                         e.xattrs = xattrs;
                         self.stats.reused_by_stamp += 1;
-                    } else {
+                    }
+                    (None, Prior::Same(Some(hash), size)) if size == e.size => {
+                        e.hash = Some(hash);
+                        e.xattrs = entry_xattrs(fd, name)
+                            .with_context(|| format!("read xattrs of {}", at()))?;
+                    }
+                    _ => {
                         let retouched = self.reference.is_some_and(|r| r.extents_of_retouched);
-                        let same_extents_as = if self.one_btrfs {
+                        let same_extents_as = if self.one_btrfs && prior == Prior::Unknown {
                             self.reference_entry(&path)
                                 .filter(|r| r.kind == Kind::File && r.size == e.size)
                                 .filter(|r| {
@@ -305,26 +337,41 @@ impl Walk<'_> {
                         });
                     }
                 }
-                _ => {
-                    if e.kind == Kind::Symlink {
-                        e.target = Some(match &trusted {
-                            Some((_, _, Some(t))) => t.clone(),
-                            _ => rustix::fs::readlinkat(fd, name.as_c_str(), Vec::new())
-                                .with_context(|| format!("read link {}", at()))?
-                                .into_bytes(),
-                        });
-                    }
-                    e.xattrs = match trusted {
-                        Some((_, xattrs, _)) => xattrs,
-                        None => entry_xattrs(fd, &name)
-                            .with_context(|| format!("read xattrs of {}", at()))?,
-                    };
-                }
             }
-            self.entries.push(e);
+            _ => {
+                if e.kind == Kind::Symlink {
+                    e.target = Some(match &trusted {
+                        Some((_, _, Some(t))) => t.clone(),
+                        _ => rustix::fs::readlinkat(fd, name, Vec::new())
+                            .with_context(|| format!("read link {}", at()))?
+                            .into_bytes(),
+                    });
+                }
+                e.xattrs = match trusted {
+                    Some((_, xattrs, _)) => xattrs,
+                    None => entry_xattrs(fd, name)
+                        .with_context(|| format!("read xattrs of {}", at()))?,
+                };
+            }
         }
+        self.entries.push(e);
         Ok(())
     }
+}
+
+/// The names in the directory open as `fd` (at `path`), sorted.
+pub(super) fn names(fd: &OwnedFd, path: &[u8]) -> Result<Vec<std::ffi::CString>> {
+    let shown = || super::shown(path);
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(fd).with_context(|| format!("read {}", shown()))? {
+        let entry = entry.with_context(|| format!("read {}", shown()))?;
+        let name = entry.file_name();
+        if name != c"." && name != c".." {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// True when the open directory has no entries.
@@ -347,60 +394,6 @@ pub(crate) fn open_beneath(root: impl AsFd, rel: &[u8]) -> rustix::io::Result<Ow
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
     )
-}
-
-/// BLAKE3 of what is left to read from `fd`, and how many bytes that was.
-pub(crate) fn hash_fd(
-    fd: impl AsFd,
-    buf: &mut [u8],
-    progress: &Progress,
-) -> std::io::Result<(Hash, u64)> {
-    let mut h = blake3::Hasher::new();
-    let mut total = 0u64;
-    loop {
-        match rustix::io::read(&fd, &mut *buf) {
-            Ok(0) => return Ok((*h.finalize().as_bytes(), total)),
-            Ok(n) => {
-                h.update(&buf[..n]);
-                total += n as u64;
-                progress.add(n as u64);
-            }
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// What a worker found for one job: hash, xattrs, and whether extents said it.
-type Done = (usize, Hash, Vec<(Vec<u8>, Vec<u8>)>, bool);
-
-fn run_job(
-    root: &OwnedFd,
-    reference: Option<&OwnedFd>,
-    job: &Job,
-    buf: &mut [u8],
-    progress: &Progress,
-) -> Result<Done> {
-    let shown = || format!("/{}", super::shown(&job.rel));
-    let fd = open_beneath(root, &job.rel).with_context(|| format!("open {}", shown()))?;
-    let st = rustix::fs::fstat(&fd).with_context(|| format!("stat {}", shown()))?;
-    if st.st_ino as u64 != job.ino || st.st_size as u64 != job.size {
-        bail!("{} changed while being read", shown());
-    }
-    let xattrs = fd_xattrs(&fd).with_context(|| format!("read xattrs of {}", shown()))?;
-    if let (Some(hash), Some(rfd)) = (job.same_extents_as, reference) {
-        if let Ok(other) = open_beneath(rfd, &job.rel) {
-            if extents::share_all_extents(&fd, &other) {
-                progress.add(job.size);
-                return Ok((job.entry, hash, xattrs, true));
-            }
-        }
-    }
-    let (hash, n) = hash_fd(&fd, buf, progress).with_context(|| format!("read {}", shown()))?;
-    if n != job.size {
-        bail!("{} changed while being read", shown());
-    }
-    Ok((job.entry, hash, xattrs, false))
 }
 
 /// Reads the tree at `root` into a manifest, reusing `reference` where it can.
@@ -437,6 +430,7 @@ pub fn scan(
         entries: Vec::new(),
         jobs: Vec::new(),
         stats: ScanStats::default(),
+        linked: Vec::new(),
     };
     let mut top = entry_of(b"/".to_vec(), &st);
     top.xattrs =
@@ -445,55 +439,7 @@ pub fn scan(
     progress.phase("reading entries", 0);
     walk.dir(&rootfd, b"/", st.st_dev as u64, progress)?;
 
-    let total: u64 = walk.jobs.iter().map(|j| j.size).sum();
-    progress.phase("hashing", total);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(walk.jobs.len().max(1));
-    let next = AtomicUsize::new(0);
-    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    let done: Vec<Done> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut buf = vec![0u8; 256 * 1024];
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = walk.jobs.get(i) else { break };
-                        match run_job(&rootfd, reffd.as_ref(), job, &mut buf, progress) {
-                            Ok(d) => out.push(d),
-                            Err(e) => {
-                                // Stop every worker: one error is the answer.
-                                next.store(usize::MAX / 2, Ordering::Relaxed);
-                                failed.lock().expect("not poisoned").get_or_insert(e);
-                                break;
-                            }
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("hash worker panicked"))
-            .collect()
-    });
-    if let Some(e) = failed.into_inner().expect("not poisoned") {
-        return Err(e);
-    }
-    for (i, hash, xattrs, by_extents) in done {
-        let e = &mut walk.entries[i];
-        e.hash = Some(hash);
-        e.xattrs = xattrs;
-        if by_extents {
-            walk.stats.reused_by_extents += 1;
-        } else {
-            walk.stats.hashed_files += 1;
-            walk.stats.hashed_bytes += e.size.unwrap_or(0);
-        }
-    }
+    hashing::hash_jobs(&mut walk, &rootfd, reffd.as_ref(), progress)?;
     progress.finish();
     walk.stats.entries = walk.entries.len() as u64;
     Ok((Manifest::from_entries(walk.entries), walk.stats))

@@ -13,7 +13,8 @@
 //! By concern: [`layout`] (paths), [`errors`] (failures as typed errors),
 //! [`image`] (the loop image), [`list`] (reading the store), [`swap`]
 //! (rollback), [`ioctl`] (snapshots by the kernel call), [`qgroup`] (space),
-//! [`replicate`] (send and receive).
+//! [`replicate`] (send and receive), [`send_stream`] (what changed between
+//! two snapshots).
 
 mod errors;
 mod image;
@@ -23,13 +24,14 @@ mod leftovers;
 mod list;
 mod qgroup;
 mod replicate;
+mod send_stream;
 mod swap;
 
 use crate::fsutil::write_json_xattr;
 use crate::runner::Runner;
 use crate::{
     argv, Backend, BackendError, Capabilities, InitOptions, Object, Origin, PoolUsage, Result,
-    Snapshot, SnapshotId, TreeName, TreeRecord,
+    Snapshot, SnapshotChanges, SnapshotId, TreeName, TreeRecord,
 };
 use layout::TreeFile;
 use std::collections::BTreeMap;
@@ -129,6 +131,8 @@ impl Backend for Btrfs {
             snapshot_space: true,
             // The state directory is on the store's btrfs.
             orders_state: true,
+            // By a metadata-only send stream; see send_stream.rs.
+            snapshot_changes: true,
             ..Capabilities::default()
         }
     }
@@ -352,6 +356,25 @@ impl Backend for Btrfs {
 
     fn pool_usage(&self) -> Result<Option<PoolUsage>> {
         Ok(None)
+    }
+
+    fn snapshot_changes(
+        &self,
+        tree: &TreeName,
+        from: &SnapshotId,
+        to: &SnapshotId,
+    ) -> Result<SnapshotChanges> {
+        let action = format!("list what changed from {tree}@{from} to {tree}@{to}");
+        let (a, b) = (
+            self.require_snapshot(tree, from)?,
+            self.require_snapshot(tree, to)?,
+        );
+        let stream =
+            ioctl::send_no_data(&a, &b).map_err(|e| errors::classify_io(action.clone(), &b, e))?;
+        send_stream::changes(&stream).map_err(|why| BackendError::UnexpectedOutput {
+            tool: "btrfs send".into(),
+            detail: format!("{action}: {why}"),
+        })
     }
 
     fn snapshot_space(&self, tree: &TreeName) -> Result<BTreeMap<SnapshotId, u64>> {

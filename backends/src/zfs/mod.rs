@@ -154,6 +154,7 @@ impl Backend for Zfs {
             pool_usage: false,
             // The state directory is in the store's dataset.
             orders_state: true,
+            snapshot_changes: false,
         }
     }
 
