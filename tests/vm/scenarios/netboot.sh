@@ -73,7 +73,8 @@ dnsmasq --port=0 --interface=br0 --bind-interfaces --except-interface=lo \
 : >"$report"
 (while :; do busybox nc -l -p 7777 >>"$report" || sleep 1; done) &
 listener=$!
-trap 'kill "$(cat /run/sidus-dnsmasq.pid)" "$listener" 2>/dev/null || true; umount /mnt/v4 2>/dev/null || true' EXIT
+# The bridge goes too: the next netboot scenario in this VM makes its own.
+trap 'kill "$(cat /run/sidus-dnsmasq.pid)" "$listener" 2>/dev/null || true; umount /mnt/v4 2>/dev/null || true; ip link del br0 2>/dev/null || true' EXIT
 
 # wait_report MAC ID: waits for the node with MAC to report it booted node@ID.
 wait_report() {

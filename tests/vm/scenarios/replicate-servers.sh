@@ -17,7 +17,9 @@ NET=10.77.0
 report=/tmp/node-report
 B_CONF=/etc/sidus/sidus.toml
 nodedisk=$(disk nodetree)
-mapfile -t nics < <(ip -o link show | awk -F': ' '$2 != "lo" { print $2 }')
+# A bridge an earlier scenario in this VM left would hold the node's NIC.
+ip link del br0 2>/dev/null || true
+mapfile -t nics < <(ip -o link show | awk -F': ' '$2 != "lo" && $2 != "br0" && $2 !~ /^v1/ { sub(/@.*/, "", $2); print $2 }')
 ((${#nics[@]} >= 1)) || fail "no network interface for the node (tests/vm/run gives '# netboot 1' VMs one)"
 
 setup_store
