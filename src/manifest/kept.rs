@@ -192,8 +192,10 @@ pub struct Computed {
 type Earlier = (Snapshot, Manifest, Option<SnapshotChanges>);
 
 /// The snapshot of the same tree whose kept manifest `snap`'s scan reuses:
-/// its parent if that has one, else the newest older one that has one.
-fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<Earlier>> {
+/// its parent if that has one, else the newest older one that has one;
+/// with what storage says changed since when `changes` asks for it (a
+/// snapshot being received is not listed yet: storage cannot compare it).
+fn reference_for(store: &Store, snap: &Snapshot, changes: bool) -> Result<Option<Earlier>> {
     let mut older: Vec<Snapshot> = store
         .backend
         .list_snapshots(Some(&snap.tree))?
@@ -217,7 +219,7 @@ fn reference_for(store: &Store, snap: &Snapshot) -> Result<Option<Earlier>> {
         // manifest is read while storage works out the changes.
         let (kept, changes) = std::thread::scope(|scope| {
             let reading = scope.spawn(|| load(state, &s));
-            let changes = changes_since(store, &s, snap);
+            let changes = changes.then(|| changes_since(store, &s, snap)).flatten();
             (reading.join().expect("manifest reader panicked"), changes)
         });
         if let Some(m) = kept? {
@@ -267,7 +269,7 @@ pub fn of_snapshot(
     }
     tm("load self");
     let root = store.backend.snapshot_path(&snap.tree, &snap.id)?;
-    let mut reference = reference_for(store, snap)?;
+    let mut reference = reference_for(store, snap, true)?;
     tm("reference and changes");
     let built = match &mut reference {
         Some((_, rm, Some(changes))) => incremental::build(&root, rm, changes, progress)?,
@@ -328,7 +330,7 @@ pub fn of_received(
     progress: &Progress,
 ) -> Result<(Manifest, Option<Computed>)> {
     let reference = match incremental {
-        true => reference_for(store, snap)?.map(|(s, m, _)| (s, m)),
+        true => reference_for(store, snap, false)?.map(|(s, m, _)| (s, m)),
         false => None,
     };
     let (m, stats) = scan_with(store, root, reference.as_ref(), false, progress, |_, rm| {
